@@ -1,0 +1,1 @@
+"""The Pulumi program that declares the platform."""

@@ -1,0 +1,108 @@
+"""Settings read once from the environment at start-up, and validated."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or invalid; the message names it in one line."""
+
+
+def _get(env: Mapping[str, str], name: str, *fallbacks: str, default: str | None = None) -> str:
+    for key in (name, *fallbacks):
+        value = env.get(key)
+        if value is not None and value.strip() != "":
+            return value.strip()
+    if default is None:
+        also = f" (or {', '.join(fallbacks)})" if fallbacks else ""
+        raise SettingsError(f"{name}{also} is required but not set")
+    return default
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return default if raw == "" else False
+    raise SettingsError(f"{name} must be true or false, got {env[name]!r}")
+
+
+def _positive(
+    env: Mapping[str, str], name: str, default: float, kind: type[float] | type[int]
+) -> float:
+    raw = env.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a positive {kind.__name__}, got {raw!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise SettingsError(f"{name} must be a positive {kind.__name__}, got {raw!r}")
+    return value
+
+
+def _bucket(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _get(env, name, default=default)
+    if not (3 <= len(value) <= 63) or not all(
+        c.islower() or c.isdigit() or c in "-." for c in value
+    ):
+        raise SettingsError(f"{name} must be a valid S3 bucket name, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where MinIO is and which buckets the API uses."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+    secure: bool
+    incoming_bucket: str
+    processed_bucket: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> StorageSettings:
+        env = os.environ if env is None else env
+        endpoint = _get(env, "MINIO_ENDPOINT", "minio_hostname")
+        if "://" in endpoint or "/" in endpoint:
+            raise SettingsError(
+                f"MINIO_ENDPOINT must be host:port without a scheme, got {endpoint!r}"
+            )
+        return cls(
+            endpoint=endpoint,
+            access_key=_get(env, "MINIO_ACCESS_KEY", "minio_access_key"),
+            secret_key=_get(env, "MINIO_SECRET_KEY", "minio_secret_key"),
+            secure=_bool(env, "MINIO_SECURE", default=False),
+            incoming_bucket=_bucket(env, "INCOMING_BUCKET", "incoming"),
+            processed_bucket=_bucket(env, "PROCESSED_BUCKET", "processed"),
+        )
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    """Limits on downloading images from user-supplied URLs."""
+
+    max_download_bytes: int
+    max_image_pixels: int
+    timeout_seconds: float
+    allow_private_networks: bool
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> FetchSettings:
+        env = os.environ if env is None else env
+        return cls(
+            max_download_bytes=int(_positive(env, "MAX_DOWNLOAD_BYTES", 50 * 1024 * 1024, int)),
+            max_image_pixels=int(_positive(env, "MAX_IMAGE_PIXELS", 64_000_000, int)),
+            timeout_seconds=_positive(env, "FETCH_TIMEOUT_SECONDS", 10.0, float),
+            allow_private_networks=_bool(env, "FETCH_ALLOW_PRIVATE_NETWORKS", default=False),
+        )

@@ -1,0 +1,70 @@
+"""Settings from the environment: defaults, legacy fallbacks and one clear error per bad value."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.settings import FetchSettings, SettingsError, StorageSettings
+
+BASE = {"MINIO_ENDPOINT": "minio:9000", "MINIO_ACCESS_KEY": "user", "MINIO_SECRET_KEY": "secret"}
+
+
+def test_storage_defaults() -> None:
+    settings = StorageSettings.from_env(BASE)
+    assert settings.endpoint == "minio:9000"
+    assert settings.secure is False
+    assert (settings.incoming_bucket, settings.processed_bucket) == ("incoming", "processed")
+
+
+def test_legacy_lowercase_names_are_fallbacks() -> None:
+    env = {"minio_hostname": "old:9000", "minio_access_key": "a", "minio_secret_key": "b"}
+    settings = StorageSettings.from_env(env)
+    assert (settings.endpoint, settings.access_key, settings.secret_key) == ("old:9000", "a", "b")
+
+
+def test_new_names_win_over_legacy_ones() -> None:
+    settings = StorageSettings.from_env({**BASE, "minio_hostname": "old:9000"})
+    assert settings.endpoint == "minio:9000"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({}, "MINIO_ENDPOINT (or minio_hostname) is required"),
+        ({**BASE, "MINIO_ENDPOINT": "http://minio:9000"}, "MINIO_ENDPOINT must be host:port"),
+        ({**BASE, "MINIO_SECRET_KEY": "  "}, "MINIO_SECRET_KEY (or minio_secret_key) is required"),
+        ({**BASE, "MINIO_SECURE": "maybe"}, "MINIO_SECURE must be true or false"),
+        ({**BASE, "INCOMING_BUCKET": "Bad_Bucket"}, "INCOMING_BUCKET must be a valid S3 bucket"),
+        ({**BASE, "PROCESSED_BUCKET": "ab"}, "PROCESSED_BUCKET must be a valid S3 bucket"),
+    ],
+)
+def test_storage_errors_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        StorageSettings.from_env(env)
+
+
+def test_fetch_defaults() -> None:
+    settings = FetchSettings.from_env({})
+    assert settings.allow_private_networks is False
+    assert settings.max_download_bytes > 0
+    assert settings.timeout_seconds > 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"MAX_DOWNLOAD_BYTES": "-1"}, "MAX_DOWNLOAD_BYTES must be a positive int"),
+        ({"MAX_DOWNLOAD_BYTES": "10MB"}, "MAX_DOWNLOAD_BYTES must be a positive int"),
+        ({"MAX_IMAGE_PIXELS": "0"}, "MAX_IMAGE_PIXELS must be a positive int"),
+        ({"FETCH_TIMEOUT_SECONDS": "soon"}, "FETCH_TIMEOUT_SECONDS must be a positive float"),
+        ({"FETCH_TIMEOUT_SECONDS": "nan"}, "FETCH_TIMEOUT_SECONDS must be a positive float"),
+        ({"FETCH_TIMEOUT_SECONDS": "inf"}, "FETCH_TIMEOUT_SECONDS must be a positive float"),
+        (
+            {"FETCH_ALLOW_PRIVATE_NETWORKS": "2"},
+            "FETCH_ALLOW_PRIVATE_NETWORKS must be true or false",
+        ),
+    ],
+)
+def test_fetch_errors_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        FetchSettings.from_env(env)
