@@ -8,6 +8,15 @@ import re
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _SHARED = ipaddress.IPv4Network("100.64.0.0/10")
+# Special-purpose blocks (IANA registries) that older Pythons' is_global still lets through.
+_SPECIAL_V4 = tuple(
+    ipaddress.IPv4Network(net)
+    for net in ("0.0.0.0/8", "192.0.0.0/24", "192.88.99.0/24", "198.18.0.0/15", "240.0.0.0/4")
+)
+_SPECIAL_V6 = tuple(
+    ipaddress.IPv6Network(net)
+    for net in ("::/96", "100::/64", "2001::/23", "2001:db8::/32", "fc00::/7", "fec0::/10")
+)
 _NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 _NUMERIC_LABEL = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)", re.IGNORECASE)
 
@@ -47,7 +56,7 @@ def _ipv4_reason(address: ipaddress.IPv4Address) -> str | None:
         return "a shared (carrier-grade NAT) address"
     if address.is_private:
         return "a private address"
-    if address.is_reserved:
+    if address.is_reserved or any(address in net for net in _SPECIAL_V4):
         return "a reserved address"
     if not address.is_global:
         return "not a public address"
@@ -67,7 +76,7 @@ def _ipv6_reason(address: ipaddress.IPv6Address) -> str | None:
         return "a multicast address"
     if address.is_private:
         return "a private address"
-    if address.is_reserved:
+    if address.is_reserved or any(address in net for net in _SPECIAL_V6):
         return "a reserved address"
     if not address.is_global:
         return "not a public address"
@@ -85,7 +94,10 @@ def numeric_ipv4(host: str) -> ipaddress.IPv4Address | None:
         return None
     if len(labels) > 4 or not all(_NUMERIC_LABEL.fullmatch(label) for label in labels):
         raise ValueError(f"{host} is not a valid IPv4 address")
-    numbers = [_inet_aton_number(label) for label in labels]
+    try:
+        numbers = [_inet_aton_number(label) for label in labels]
+    except ValueError:  # an octal label with an 8 or 9 in it
+        raise ValueError(f"{host} is not a valid IPv4 address") from None
     *leading, last = numbers
     if any(n > 0xFF for n in leading) or last >= 256 ** (5 - len(numbers)):
         raise ValueError(f"{host} is not a valid IPv4 address")

@@ -39,3 +39,9 @@ def test_dockerfile_keeps_the_image_contract() -> None:
     final_stage = text.rsplit("\nFROM ", 1)[1]
     for compiler in ("gcc", "build-essential", "g++"):
         assert compiler not in final_stage
+
+
+def test_shell_scripts_pass_shellcheck() -> None:
+    scripts = [str(path.relative_to(ROOT)) for path in (ROOT / "scripts").glob("*.sh")]
+    result = run(str(BIN / "shellcheck"), ".ci/run", *scripts)
+    assert result.returncode == 0, result.stdout + result.stderr
