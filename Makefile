@@ -5,7 +5,7 @@ UV := $(TOOLS)/bin/uv
 
 .PHONY: deploy test lint format sync
 
-deploy:
+deploy: sync
 	scripts/deploy.sh
 
 test: sync

@@ -34,12 +34,14 @@ pulumi stack select "$STACK" --create
 echo "==> pointing Docker at minikube's daemon, so the image is built where the node can use it"
 eval "$(minikube docker-env --shell bash)"
 
+# Pulumi's uv toolchain needs uv on PATH; `make sync` put the pinned one in .tools/bin.
+export PATH="$PWD/.tools/bin:$PATH"
 pulumi install
 pulumi up --yes --stack "$STACK"
 
-url="$(pulumi stack output apiUrl --stack "$STACK")"
+url="$(pulumi stack output api_url --stack "$STACK")"
 host_header=()
-ingress_host="$(pulumi stack output apiHost --stack "$STACK" 2>/dev/null || true)"
+ingress_host="$(pulumi config get --path api.host --stack "$STACK" 2>/dev/null || true)"
 target="http://$(minikube ip)"
 if [ -n "$ingress_host" ]; then
     host_header=(-H "Host: $ingress_host")

@@ -1,0 +1,89 @@
+"""Composition root: read the stack config, build the components, export the outputs."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes.core.v1 import Namespace
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+
+from infra.api import ImageApi, ImageApiArgs
+from infra.common import MINIO_CONSOLE_PORT, labels
+from infra.config import load_config
+from infra.image import AppImage, AppImageArgs
+from infra.minio import MinioCluster, MinioClusterArgs
+from infra.sitemaps import SitemapPublisher, SitemapPublisherArgs
+
+config = load_config()
+
+provider = k8s.Provider(
+    "kubernetes",
+    context=config.kubernetes.context,
+    kubeconfig=config.kubernetes.kubeconfig,
+    # ignore_changes on the sitemaps Ingress relies on server-side apply field ownership.
+    enable_server_side_apply=True,
+)
+in_cluster = pulumi.ResourceOptions(provider=provider)
+
+namespace = Namespace(
+    "namespace",
+    metadata=ObjectMetaArgs(name=config.namespace, labels=labels("namespace")),
+    opts=in_cluster,
+)
+namespace_name = namespace.metadata.name
+components = pulumi.ResourceOptions(providers={"kubernetes": provider})
+
+image = AppImage(
+    "app-image", AppImageArgs(namespace=namespace_name, config=config.image), opts=components
+)
+minio = MinioCluster(
+    "minio", MinioClusterArgs(namespace=namespace_name, config=config.minio), opts=components
+)
+api = ImageApi(
+    "image-api",
+    ImageApiArgs(
+        namespace=namespace_name,
+        config=config.api,
+        ingress=config.ingress,
+        image=image.ref,
+        image_pull_policy=image.pull_policy,
+        storage=minio.access,
+        pull_secret_names=image.pull_secret_names,
+    ),
+    opts=components,
+)
+
+pulumi.export("namespace", namespace_name)
+pulumi.export("api_url", api.url)
+pulumi.export("api_node_port", api.node_port)
+pulumi.export("minio_service", minio.service_name)
+pulumi.export("minio_endpoint", minio.endpoint)
+pulumi.export("image_ref", image.ref)
+pulumi.export(
+    "minio_console_command",
+    pulumi.Output.concat(
+        "kubectl --namespace ",
+        namespace_name,
+        " port-forward service/",
+        minio.service_name,
+        f" {MINIO_CONSOLE_PORT}:{MINIO_CONSOLE_PORT}",
+    ),
+)
+
+if config.sitemaps.enabled:
+    sitemaps = SitemapPublisher(
+        "sitemaps",
+        SitemapPublisherArgs(
+            namespace=namespace_name,
+            config=config.sitemaps,
+            ingress=config.ingress,
+            image=image.ref,
+            image_pull_policy=image.pull_policy,
+            storage=minio.access,
+            processed_bucket=config.api.processed_bucket,
+            pull_secret_names=image.pull_secret_names,
+        ),
+        opts=components,
+    )
+    pulumi.export("sitemaps_url", sitemaps.index_url)
+    pulumi.export("sitemaps_cronjob", sitemaps.cronjob_name)

@@ -1,0 +1,255 @@
+"""ImageApi: the Flask API as a Deployment, a NodePort Service and an nginx Ingress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi_kubernetes.apps.v1 import (
+    Deployment,
+    DeploymentSpecArgs,
+    DeploymentStrategyArgs,
+    RollingUpdateDeploymentArgs,
+)
+from pulumi_kubernetes.core.v1 import (
+    ContainerArgs,
+    ContainerPortArgs,
+    EmptyDirVolumeSourceArgs,
+    EnvVarArgs,
+    HTTPGetActionArgs,
+    LocalObjectReferenceArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    ProbeArgs,
+    Service,
+    ServicePortArgs,
+    ServiceSpecArgs,
+    VolumeArgs,
+    VolumeMountArgs,
+)
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.networking.v1 import (
+    HTTPIngressPathArgs,
+    HTTPIngressRuleValueArgs,
+    Ingress,
+    IngressBackendArgs,
+    IngressRuleArgs,
+    IngressServiceBackendArgs,
+    IngressSpecArgs,
+    ServiceBackendPortArgs,
+)
+
+from infra.common import (
+    APP_UID,
+    StorageAccess,
+    container_security_context,
+    labels,
+    pod_security_context,
+    resource_requirements,
+    selector_labels,
+    skip_await_annotations,
+    storage_env,
+    tmp_mount,
+    tmp_volume,
+)
+from infra.config import ApiConfig, IngressConfig
+
+COMPONENT = "image-api"
+DEPLOYMENT_NAME = "image-api"
+SERVICE_NAME = "image-api"
+INGRESS_NAME = "image-api"
+HTTP_PORT = 8080
+SERVICE_PORT = 80
+METRICS_DIR = "/tmp/metrics"  # noqa: S108 - inside the pod's own emptyDir
+
+
+@dataclass
+class ImageApiArgs:
+    """Inputs of ImageApi."""
+
+    namespace: pulumi.Input[str]
+    config: ApiConfig
+    ingress: IngressConfig
+    image: pulumi.Input[str]
+    image_pull_policy: str
+    storage: StorageAccess
+    pull_secret_names: list[pulumi.Output[str]] = field(default_factory=list)
+
+
+def api_env(config: ApiConfig, storage: StorageAccess) -> list[EnvVarArgs]:
+    """The API container's environment, as the service contract names it."""
+    env = storage_env(
+        storage,
+        {"INCOMING_BUCKET": config.incoming_bucket, "PROCESSED_BUCKET": config.processed_bucket},
+    )
+    env += [
+        EnvVarArgs(name="MAX_DOWNLOAD_BYTES", value=str(config.max_download_bytes)),
+        EnvVarArgs(name="MAX_IMAGE_PIXELS", value=str(config.max_image_pixels)),
+        EnvVarArgs(name="FETCH_TIMEOUT_SECONDS", value=str(config.fetch_timeout_seconds)),
+        EnvVarArgs(name="WEB_CONCURRENCY", value=str(config.web_concurrency)),
+        EnvVarArgs(name="PROMETHEUS_MULTIPROC_DIR", value=METRICS_DIR),
+    ]
+    return env
+
+
+def _probe(path: str, period: int, failures: int) -> ProbeArgs:
+    return ProbeArgs(
+        http_get=HTTPGetActionArgs(path=path, port="http"),
+        initial_delay_seconds=5,
+        period_seconds=period,
+        timeout_seconds=3,
+        failure_threshold=failures,
+    )
+
+
+def _node_port(spec: Any) -> int:
+    return int(spec.ports[0].node_port)
+
+
+def api_url(host: str | None, status: Any, node_port: int | None) -> str:
+    """The Ingress host, else the address the controller published, else the NodePort."""
+    if host:
+        return f"http://{host}/"
+    balancer = getattr(status, "load_balancer", None)
+    for entry in getattr(balancer, "ingress", None) or []:
+        address = getattr(entry, "ip", None) or getattr(entry, "hostname", None)
+        if address:
+            return f"http://{address}/"
+    return f"http://<node-ip>:{node_port}/ (NodePort; on minikube: minikube ip)"
+
+
+class ImageApi(pulumi.ComponentResource):
+    """The image API and the two ways in: NodePort Service and Ingress."""
+
+    service_name: pulumi.Output[str]
+    node_port: pulumi.Output[int]
+    ingress_name: pulumi.Output[str]
+    url: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: ImageApiArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("kube-image-processing:index:ImageApi", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+        pod_labels = labels(COMPONENT)
+        selector = selector_labels(COMPONENT)
+
+        container = ContainerArgs(
+            name="api",
+            image=args.image,
+            image_pull_policy=args.image_pull_policy,
+            ports=[ContainerPortArgs(name="http", container_port=HTTP_PORT)],
+            env=api_env(config, args.storage),
+            liveness_probe=_probe("/healthz", 15, 3),
+            readiness_probe=_probe("/readyz", 10, 3),
+            resources=resource_requirements(config.resources),
+            security_context=container_security_context(),
+            volume_mounts=[tmp_mount(), VolumeMountArgs(name="metrics", mount_path=METRICS_DIR)],
+        )
+        Deployment(
+            name,
+            metadata=ObjectMetaArgs(
+                name=DEPLOYMENT_NAME, namespace=args.namespace, labels=pod_labels
+            ),
+            spec=DeploymentSpecArgs(
+                replicas=config.replicas,
+                selector=LabelSelectorArgs(match_labels=selector),
+                strategy=DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=RollingUpdateDeploymentArgs(max_unavailable=0, max_surge=1),
+                ),
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=pod_labels),
+                    spec=PodSpecArgs(
+                        security_context=pod_security_context(APP_UID),
+                        image_pull_secrets=[
+                            LocalObjectReferenceArgs(name=secret)
+                            for secret in args.pull_secret_names
+                        ]
+                        or None,
+                        containers=[container],
+                        # A volume of its own, so the multiprocess metrics directory exists
+                        # and starts empty in every pod.
+                        volumes=[
+                            tmp_volume("256Mi"),
+                            VolumeArgs(
+                                name="metrics",
+                                empty_dir=EmptyDirVolumeSourceArgs(size_limit="64Mi"),
+                            ),
+                        ],
+                    ),
+                ),
+            ),
+            opts=child,
+        )
+
+        service = Service(
+            f"{name}-service",
+            metadata=ObjectMetaArgs(name=SERVICE_NAME, namespace=args.namespace, labels=pod_labels),
+            spec=ServiceSpecArgs(
+                type="NodePort",
+                selector=selector,
+                ports=[
+                    ServicePortArgs(
+                        name="http",
+                        port=SERVICE_PORT,
+                        target_port="http",
+                        node_port=config.node_port,
+                    )
+                ],
+            ),
+            opts=child,
+        )
+
+        timeout = str(config.proxy_read_timeout_seconds)
+        ingress = Ingress(
+            f"{name}-ingress",
+            metadata=ObjectMetaArgs(
+                name=INGRESS_NAME,
+                namespace=args.namespace,
+                labels=pod_labels,
+                annotations={
+                    # The API downloads the image before it answers, for up to ~3 x the
+                    # fetch timeout, so nginx must wait longer than that.
+                    "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
+                    "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
+                    **skip_await_annotations(args.ingress.skip_await),
+                },
+            ),
+            spec=IngressSpecArgs(
+                ingress_class_name=args.ingress.class_name,
+                rules=[
+                    IngressRuleArgs(
+                        host=config.host,
+                        http=HTTPIngressRuleValueArgs(
+                            paths=[
+                                HTTPIngressPathArgs(
+                                    path="/",
+                                    path_type="Prefix",
+                                    backend=IngressBackendArgs(
+                                        service=IngressServiceBackendArgs(
+                                            name=service.metadata.name,
+                                            port=ServiceBackendPortArgs(name="http"),
+                                        )
+                                    ),
+                                )
+                            ]
+                        ),
+                    )
+                ],
+            ),
+            opts=child,
+        )
+
+        self.service_name = service.metadata.name
+        self.node_port = service.spec.apply(_node_port)
+        self.ingress_name = ingress.metadata.name
+        host = config.host
+        self.url = pulumi.Output.all(ingress.status, self.node_port).apply(
+            lambda values: api_url(host, values[0], values[1])
+        )
+        self.register_outputs(
+            {"service_name": self.service_name, "node_port": self.node_port, "url": self.url}
+        )

@@ -1,0 +1,586 @@
+"""Typed, validated stack configuration: one frozen dataclass per concern."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import pulumi
+
+from infra.cron import CronError, validate_schedule
+
+PROJECT = "kube-image-processing"
+
+DEFAULT_MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+SUPPORTED_INGRESS_CLASSES = ("nginx",)
+SUPPORTED_PLATFORMS = ("linux/amd64", "linux/arm64")
+ANTI_AFFINITY_MODES = ("soft", "hard")
+SITEMAP_SOURCES = ("bucket", "sql")
+SECRET_KEYS = ("minioRootUser", "minioRootPassword", "registryPassword", "sitemapDatabaseUrl")
+MAX_ERASURE_SET = 16
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$")
+_REPOSITORY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+_IMAGE_REF = re.compile(
+    r"^(?P<name>[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]+([._-][a-z0-9]+)*)+|[a-z0-9]+([._-][a-z0-9]+)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@(?P<digest>sha256:[a-f0-9]{64}))?$"
+)
+_QUANTITY = re.compile(
+    r"^(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)"
+    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$"
+)
+_SUFFIX_FACTORS = {
+    "": Decimal(1),
+    "n": Decimal("1e-9"),
+    "u": Decimal("1e-6"),
+    "m": Decimal("1e-3"),
+    "k": Decimal("1e3"),
+    "M": Decimal("1e6"),
+    "G": Decimal("1e9"),
+    "T": Decimal("1e12"),
+    "P": Decimal("1e15"),
+    "E": Decimal("1e18"),
+    "Ki": Decimal(2**10),
+    "Mi": Decimal(2**20),
+    "Gi": Decimal(2**30),
+    "Ti": Decimal(2**40),
+    "Pi": Decimal(2**50),
+    "Ei": Decimal(2**60),
+}
+
+
+class ConfigError(pulumi.RunError):
+    """A stack config value is wrong; the message names the key and what is allowed."""
+
+
+def parse_quantity(text: str) -> Decimal:
+    """The value of a Kubernetes quantity such as `500m` or `5Gi`; ValueError if malformed."""
+    match = _QUANTITY.match(text)
+    if match is None:
+        raise ValueError(text)
+    suffix = match.group("suffix") or ""
+    number = Decimal(match.group("number"))
+    if suffix[:1] in ("e", "E"):
+        try:
+            return number * Decimal(10) ** int(suffix[1:])
+        except InvalidOperation as exc:  # pragma: no cover - regex guarantees digits
+            raise ValueError(text) from exc
+    return number * _SUFFIX_FACTORS[suffix]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Container requests and limits for cpu and memory."""
+
+    requests: Mapping[str, str]
+    limits: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    """Which cluster the provider talks to."""
+
+    context: str | None
+    kubeconfig: str | None
+
+
+@dataclass(frozen=True)
+class IngressConfig:
+    """Settings shared by every Ingress of the stack."""
+
+    class_name: str
+    skip_await: bool
+
+
+@dataclass(frozen=True)
+class MinioConfig:
+    """The MinIO StatefulSet and its credentials."""
+
+    replicas: int
+    image: str
+    storage_size: str
+    storage_class: str | None
+    anti_affinity: str
+    ci_cd_mode: bool
+    resources: Resources
+    root_user: pulumi.Output[str] | None
+    root_password: pulumi.Output[str] | None
+
+    @property
+    def distributed(self) -> bool:
+        """Two or more replicas run one distributed, erasure-coded server."""
+        return self.replicas >= 2
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """How the application image is built, tagged, pushed and pulled."""
+
+    repository: str
+    registry: str | None
+    username: str | None
+    password: pulumi.Output[str] | None
+    push: bool
+    platform: str
+    build_on_preview: bool
+
+    @property
+    def name(self) -> str:
+        """The image name without a tag, registry-qualified when a registry is set."""
+        return f"{self.registry}/{self.repository}" if self.registry else self.repository
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    """The image API Deployment, its Service and its Ingress."""
+
+    replicas: int
+    resources: Resources
+    node_port: int | None
+    host: str | None
+    fetch_timeout_seconds: int
+    max_download_bytes: int
+    max_image_pixels: int
+    web_concurrency: int
+    incoming_bucket: str
+    processed_bucket: str
+
+    @property
+    def proxy_read_timeout_seconds(self) -> int:
+        """Longer than the API's whole download, which is bounded by about 3 x the fetch timeout."""
+        return 3 * self.fetch_timeout_seconds + 30
+
+
+@dataclass(frozen=True)
+class SitemapsConfig:
+    """The sitemap publisher CronJob and the Ingress it switches."""
+
+    enabled: bool
+    schedule: str
+    host: str
+    base_url: str
+    site_url: str | None
+    source: str
+    query: str | None
+    database_url: pulumi.Output[str] | None
+    retain: int
+    backoff_limit: int
+    active_deadline_seconds: int
+    scratch_size: str
+    resources: Resources
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """The whole validated stack configuration."""
+
+    namespace: str
+    kubernetes: KubernetesConfig
+    ingress: IngressConfig
+    minio: MinioConfig
+    image: ImageConfig
+    api: ApiConfig
+    sitemaps: SitemapsConfig
+
+
+class _Section:
+    """Reads one config object, naming each key by its full path in errors."""
+
+    def __init__(self, path: str, raw: Any) -> None:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{path} must be an object, got {json.dumps(raw)}")
+        self.path = path
+        self.raw: Mapping[str, Any] = raw
+        self.known: list[str] = []
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def _get(self, name: str) -> Any:
+        self.known.append(name)
+        return self.raw.get(name)
+
+    def section(self, name: str) -> _Section:
+        return _Section(self.key(name), self._get(name))
+
+    def text(self, name: str, default: str) -> str:
+        value = self.optional_text(name)
+        return default if value is None else value
+
+    def optional_text(self, name: str) -> str | None:
+        value = self._get(name)
+        if value is None or value == "":
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(f"{self.key(name)} must be a string, got {json.dumps(value)}")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
+        value = self.optional_integer(name, minimum, maximum)
+        return default if value is None else value
+
+    def optional_integer(self, name: str, minimum: int, maximum: int | None = None) -> int | None:
+        value = self._get(name)
+        if value is None or value == "":
+            return None
+        allowed = (
+            f"an integer >= {minimum}"
+            if maximum is None
+            else (f"an integer from {minimum} to {maximum}")
+        )
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]+", value.strip()):
+            number = int(value)
+        if number is None or number < minimum or (maximum is not None and number > maximum):
+            raise ConfigError(f"{self.key(name)} must be {allowed}, got {json.dumps(value)}")
+        return number
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self._get(name)
+        if value is None or value == "":
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise ConfigError(f"{self.key(name)} must be true or false, got {json.dumps(value)}")
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self.text(name, default)
+        if value not in allowed:
+            raise ConfigError(
+                f"{self.key(name)} must be one of {', '.join(allowed)}, got {json.dumps(value)}"
+            )
+        return value
+
+    def quantity(self, name: str, default: str) -> str:
+        value = self._get(name)
+        if value is None or value == "":
+            return default
+        text = (
+            str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        )
+        if not isinstance(text, str):
+            raise ConfigError(
+                f"{self.key(name)} must be a Kubernetes quantity, got {json.dumps(value)}"
+            )
+        try:
+            parse_quantity(text)
+        except ValueError:
+            raise ConfigError(
+                f"{self.key(name)} must be a Kubernetes quantity such as 500m, 256Mi or 5Gi, "
+                f"got {json.dumps(value)}"
+            ) from None
+        return text
+
+    def hostname(self, name: str) -> str | None:
+        value = self.optional_text(name)
+        if value is not None and (len(value) > 253 or not _HOSTNAME.match(value)):
+            raise ConfigError(
+                f"{self.key(name)} must be a DNS host name such as api.example.com, "
+                f"got {json.dumps(value)}"
+            )
+        return value
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.raw) - set(self.known))
+        if unknown:
+            raise ConfigError(
+                f"unknown config key {self.key(unknown[0])}; allowed keys under "
+                f"{self.path or PROJECT}: {', '.join(sorted(set(self.known)))}"
+            )
+
+
+def _resources(section: _Section, defaults: Resources) -> Resources:
+    requests = section.section("requests")
+    limits = section.section("limits")
+    result = Resources(
+        requests={
+            "cpu": requests.quantity("cpu", defaults.requests["cpu"]),
+            "memory": requests.quantity("memory", defaults.requests["memory"]),
+        },
+        limits={
+            "cpu": limits.quantity("cpu", defaults.limits["cpu"]),
+            "memory": limits.quantity("memory", defaults.limits["memory"]),
+        },
+    )
+    for part in (requests, limits):
+        part.finish()
+    section.finish()
+    for resource in ("cpu", "memory"):
+        request, limit = result.requests[resource], result.limits[resource]
+        if parse_quantity(limit) < parse_quantity(request):
+            raise ConfigError(
+                f"{section.key('limits')}.{resource} ({limit}) must not be below "
+                f"{section.key('requests')}.{resource} ({request})"
+            )
+    return result
+
+
+def _image_ref(section: _Section, name: str, default: str) -> str:
+    value = section.text(name, default)
+    match = _IMAGE_REF.match(value)
+    if match is None or not (match.group("tag") or match.group("digest")):
+        raise ConfigError(
+            f"{section.key(name)} must be an image reference pinned by tag or digest, "
+            f"such as {DEFAULT_MINIO_IMAGE}, got {json.dumps(value)}"
+        )
+    if match.group("tag") == "latest":
+        raise ConfigError(
+            f"{section.key(name)} must not use the tag latest; pin a release tag or a digest"
+        )
+    return value
+
+
+def _erasure_layout_error(replicas: int) -> str | None:
+    if replicas <= MAX_ERASURE_SET:
+        return None
+    if any(replicas % size == 0 for size in range(2, MAX_ERASURE_SET + 1)):
+        return None
+    return (
+        f"minio.replicas={replicas} cannot be split into equal erasure sets of 2 to "
+        f"{MAX_ERASURE_SET} drives; choose 1 (standalone), 2 to {MAX_ERASURE_SET}, "
+        f"or a multiple of one of those"
+    )
+
+
+def _minio(root: _Section, secrets: Mapping[str, Any]) -> MinioConfig:
+    section = root.section("minio")
+    config = MinioConfig(
+        replicas=section.integer("replicas", 1, minimum=1),
+        image=_image_ref(section, "image", DEFAULT_MINIO_IMAGE),
+        storage_size=section.quantity("storageSize", "10Gi"),
+        storage_class=section.optional_text("storageClass"),
+        anti_affinity=section.choice("antiAffinity", "soft", ANTI_AFFINITY_MODES),
+        ci_cd_mode=section.boolean("ciCdMode", False),
+        resources=_resources(
+            section.section("resources"),
+            Resources(
+                requests={"cpu": "250m", "memory": "512Mi"},
+                limits={"cpu": "1", "memory": "1Gi"},
+            ),
+        ),
+        root_user=secrets.get("minioRootUser"),
+        root_password=secrets.get("minioRootPassword"),
+    )
+    section.finish()
+    layout_error = _erasure_layout_error(config.replicas)
+    if layout_error:
+        raise ConfigError(layout_error)
+    if config.ci_cd_mode and config.anti_affinity == "hard":
+        raise ConfigError(
+            "minio.ciCdMode=true (MINIO_CI_CD) is only for single-machine development "
+            "clusters whose volumes sit on the root disk; it cannot be combined with "
+            "minio.antiAffinity=hard. Remove minio.ciCdMode on multi-node stacks."
+        )
+    if parse_quantity(config.storage_size) <= 0:
+        raise ConfigError(f"minio.storageSize must be larger than 0, got {config.storage_size}")
+    return config
+
+
+def _image(root: _Section, secrets: Mapping[str, Any]) -> ImageConfig:
+    section = root.section("image")
+    repository = section.text("repository", PROJECT)
+    if not _REPOSITORY.match(repository):
+        raise ConfigError(
+            "image.repository must be a lowercase repository path such as "
+            f"team/kube-image-processing, got {json.dumps(repository)}"
+        )
+    registry = section.optional_text("registry")
+    if registry is not None and not _REGISTRY.match(registry):
+        raise ConfigError(
+            "image.registry must be a registry host[:port] such as registry.example.com, "
+            f"got {json.dumps(registry)}"
+        )
+    username = section.optional_text("username")
+    password = secrets.get("registryPassword")
+    config = ImageConfig(
+        repository=repository,
+        registry=registry,
+        username=username,
+        password=password,
+        push=section.boolean("push", registry is not None),
+        platform=section.choice("platform", "linux/amd64", SUPPORTED_PLATFORMS),
+        build_on_preview=section.boolean("buildOnPreview", True),
+    )
+    section.finish()
+    if config.push and registry is None:
+        raise ConfigError("image.push=true needs image.registry: there is nowhere to push to")
+    if registry is not None and (username is None or password is None):
+        raise ConfigError(
+            f"image.registry={registry} needs image.username and the secret registryPassword "
+            "(pulumi config set --secret registryPassword <token>) for the push and the pull Secret"
+        )
+    if registry is None and (username is not None or password is not None):
+        raise ConfigError(
+            "image.username and registryPassword are only allowed with image.registry"
+        )
+    return config
+
+
+def _api(root: _Section) -> ApiConfig:
+    section = root.section("api")
+    config = ApiConfig(
+        replicas=section.integer("replicas", 2, minimum=1),
+        resources=_resources(
+            section.section("resources"),
+            Resources(
+                requests={"cpu": "100m", "memory": "256Mi"},
+                limits={"cpu": "1", "memory": "512Mi"},
+            ),
+        ),
+        node_port=section.optional_integer("nodePort", minimum=30000, maximum=32767),
+        host=section.hostname("host"),
+        fetch_timeout_seconds=section.integer("fetchTimeoutSeconds", 10, minimum=1, maximum=300),
+        max_download_bytes=section.integer("maxDownloadBytes", 20 * 1024 * 1024, minimum=1),
+        max_image_pixels=section.integer("maxImagePixels", 50_000_000, minimum=1),
+        web_concurrency=section.integer("webConcurrency", 2, minimum=1, maximum=64),
+        incoming_bucket=section.text("incomingBucket", "incoming"),
+        processed_bucket=section.text("processedBucket", "processed"),
+    )
+    section.finish()
+    return config
+
+
+def _sitemaps(root: _Section, secrets: Mapping[str, Any], api: ApiConfig) -> SitemapsConfig:
+    section = root.section("sitemaps")
+    enabled = section.boolean("enabled", True)
+    schedule = section.text("schedule", "0 3 * * *")
+    try:
+        validate_schedule(schedule)
+    except CronError as exc:
+        raise ConfigError(
+            f"sitemaps.schedule {json.dumps(schedule)} is not a cron schedule: {exc}"
+        ) from None
+    host = section.hostname("host") or "sitemaps.kube-image-processing.test"
+    base_url = section.text("baseUrl", f"http://{host}/sitemaps").rstrip("/")
+    if not re.match(r"^https?://[^/\s]+/sitemaps$", base_url):
+        raise ConfigError(
+            "sitemaps.baseUrl must be an absolute http(s) URL ending in /sitemaps, where the "
+            f"sitemaps Ingress serves the files, got {json.dumps(base_url)}"
+        )
+    site_url = section.optional_text("siteUrl")
+    if site_url is None and api.host is not None:
+        site_url = f"http://{api.host}"
+    if site_url is not None:
+        site_url = site_url.rstrip("/")
+        if not re.match(r"^https?://[^/\s]+(/\S*)?$", site_url):
+            raise ConfigError(
+                "sitemaps.siteUrl must be the absolute http(s) URL of the API, "
+                f"got {json.dumps(site_url)}"
+            )
+    config = SitemapsConfig(
+        enabled=enabled,
+        schedule=schedule,
+        host=host,
+        base_url=base_url,
+        site_url=site_url,
+        source=section.choice("source", "bucket", SITEMAP_SOURCES),
+        query=section.optional_text("query"),
+        database_url=secrets.get("sitemapDatabaseUrl"),
+        retain=section.integer("retain", 1, minimum=0),
+        backoff_limit=section.integer("backoffLimit", 2, minimum=0, maximum=20),
+        active_deadline_seconds=section.integer("activeDeadlineSeconds", 3600, minimum=60),
+        scratch_size=section.quantity("scratchSize", "2Gi"),
+        resources=_resources(
+            section.section("resources"),
+            Resources(
+                requests={"cpu": "250m", "memory": "256Mi"},
+                limits={"cpu": "2", "memory": "512Mi"},
+            ),
+        ),
+    )
+    section.finish()
+    if config.source == "sql" and (config.database_url is None or not config.query):
+        raise ConfigError(
+            "sitemaps.source=sql needs sitemaps.query and the secret sitemapDatabaseUrl "
+            "(pulumi config set --secret sitemapDatabaseUrl <sqlalchemy-url>)"
+        )
+    if api.host is not None and api.host == config.host:
+        raise ConfigError(
+            f"sitemaps.host must differ from api.host ({api.host}): ingress-nginx applies the "
+            "sitemaps regex and rewrite to every path of the same host"
+        )
+    return config
+
+
+def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any]) -> StackConfig:
+    """Validate plain config values (objects already decoded) plus secret Outputs by key."""
+    root = _Section("", raw)
+    namespace = root.text("namespace", PROJECT)
+    if len(namespace) > 63 or not _DNS_LABEL.match(namespace):
+        raise ConfigError(
+            "namespace must be a DNS label (lowercase letters, digits and '-', at most 63), "
+            f"got {json.dumps(namespace)}"
+        )
+    kubernetes = root.section("kubernetes")
+    kube = KubernetesConfig(
+        context=kubernetes.optional_text("context"),
+        kubeconfig=kubernetes.optional_text("kubeconfig"),
+    )
+    kubernetes.finish()
+    ingress = root.section("ingress")
+    ingress_config = IngressConfig(
+        class_name=ingress.choice("className", "nginx", SUPPORTED_INGRESS_CLASSES),
+        skip_await=ingress.boolean("skipAwait", False),
+    )
+    ingress.finish()
+    minio = _minio(root, secrets)
+    image = _image(root, secrets)
+    api = _api(root)
+    sitemaps = _sitemaps(root, secrets, api)
+    for key in SECRET_KEYS:
+        root.known.append(key)
+    root.finish()
+    return StackConfig(
+        namespace=namespace,
+        kubernetes=kube,
+        ingress=ingress_config,
+        minio=minio,
+        image=image,
+        api=api,
+        sitemaps=sitemaps,
+    )
+
+
+_OBJECT_KEYS = ("kubernetes", "ingress", "minio", "image", "api", "sitemaps")
+
+
+def _project_keys() -> set[str]:
+    """Every `kube-image-processing:*` key the stack sets, to report misspelt ones."""
+    names = set(pulumi.runtime.config.CONFIG.get()) | set(pulumi.runtime.config.get_config_env())
+    prefix = f"{PROJECT}:"
+    return {name[len(prefix) :] for name in names if name.startswith(prefix)}
+
+
+def load_config() -> StackConfig:
+    """Read `kube-image-processing:*` stack config and validate it; ConfigError on a bad value."""
+    config = pulumi.Config(PROJECT)
+    raw: dict[str, Any] = {}
+    for key in sorted(_project_keys() - set(SECRET_KEYS)):
+        text = config.get(key)
+        if text is None:
+            continue
+        if key not in _OBJECT_KEYS:
+            raw[key] = text
+            continue
+        try:
+            raw[key] = json.loads(text)
+        except json.JSONDecodeError:
+            raise ConfigError(
+                f"{key} must be an object (set its fields with pulumi config set --path {key}.<field>)"
+            ) from None
+    secrets = {key: config.get_secret(key) for key in SECRET_KEYS}
+    return parse_stack_config(
+        raw, {key: value for key, value in secrets.items() if value is not None}
+    )

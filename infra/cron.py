@@ -1,0 +1,74 @@
+"""Validation of the five-field cron schedules that a Kubernetes CronJob accepts."""
+
+from __future__ import annotations
+
+import re
+
+MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# name, lowest, highest, names mapped onto lowest, lowest+1, ...
+_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, _MONTHS),
+    ("day of week", 0, 7, _DAYS),
+)
+_ITEM = re.compile(r"^(?P<range>\*|\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/(?P<step>[0-9]+))?$")
+
+
+class CronError(ValueError):
+    """A schedule is not a valid five-field cron expression."""
+
+
+def _value(text: str, field: tuple[str, int, int, tuple[str, ...]]) -> int:
+    name, low, high, names = field
+    if text.isdigit():
+        number = int(text)
+    elif text.lower() in names:
+        number = low + names.index(text.lower())
+    else:
+        raise CronError(
+            f"{name} has {text!r}; allowed: numbers {low}-{high}"
+            + (f" or names {names[0]}-{names[-1]}" if names else "")
+        )
+    if not low <= number <= high:
+        raise CronError(f"{name} value {number} is outside {low}-{high}")
+    return number
+
+
+def _check_field(text: str, field: tuple[str, int, int, tuple[str, ...]]) -> None:
+    name = field[0]
+    for item in text.split(","):
+        match = _ITEM.match(item)
+        if match is None:
+            raise CronError(f"{name} has {item!r}; use *, a value, a range a-b, lists and /steps")
+        part = match.group("range")
+        if part == "?" and name not in ("day of month", "day of week"):
+            raise CronError(f"{name} cannot be '?'")
+        if part not in ("*", "?"):
+            bounds = [_value(value, field) for value in part.split("-")]
+            if len(bounds) == 2 and bounds[0] > bounds[1]:
+                raise CronError(f"{name} range {part} runs backwards")
+        step = match.group("step")
+        if step is not None and int(step) == 0:
+            raise CronError(f"{name} step must be at least 1")
+
+
+def validate_schedule(schedule: str) -> None:
+    """Raise CronError unless `schedule` is a five-field cron expression or a macro like @daily."""
+    text = schedule.strip()
+    if text.startswith("@"):
+        if text.lower() not in MACROS:
+            raise CronError(f"unknown macro {text}; allowed: {', '.join(MACROS)}")
+        return
+    if text.upper().startswith(("TZ=", "CRON_TZ=")):
+        raise CronError("time zones go into the CronJob's timeZone field, not the schedule")
+    fields = text.split()
+    if len(fields) != len(_FIELDS):
+        raise CronError(
+            f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
+        )
+    for value, field in zip(fields, _FIELDS, strict=True):
+        _check_field(value, field)

@@ -1,0 +1,138 @@
+"""AppImage: builds the root Dockerfile, tags it by content, pushes it and makes the pull Secret."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pulumi
+import pulumi_docker_build as docker_build
+from pulumi_kubernetes.core.v1 import Secret
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+
+from infra.common import labels, secret_value
+from infra.config import ImageConfig
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PULL_POLICY = "IfNotPresent"
+# Never part of the image, and rewritten by local tools, so they must not change the tag.
+_SKIPPED_DIRS = frozenset(
+    {
+        ".git",
+        ".venv",
+        "venv",
+        "__pycache__",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".mypy_cache",
+        "node_modules",
+        ".idea",
+        ".vscode",
+    }
+)
+_SKIPPED_SUFFIXES = (".pyc", ".pyo")
+
+
+def context_digest(root: Path) -> str:
+    """SHA-256 over the build context's file names and contents, so each change gets a new tag."""
+    digest = hashlib.sha256()
+    for directory, dirs, files in os.walk(root):
+        dirs[:] = sorted(name for name in dirs if name not in _SKIPPED_DIRS)
+        for name in sorted(files):
+            if name.endswith(_SKIPPED_SUFFIXES):
+                continue
+            path = Path(directory, name)
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(b"\0")
+            if path.is_symlink():
+                digest.update(os.readlink(path).encode())
+            elif path.is_file():
+                digest.update(path.read_bytes())
+            digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def docker_config_json(registry: str, username: str, password: str) -> str:
+    """The `.dockerconfigjson` document of a `kubernetes.io/dockerconfigjson` Secret."""
+    auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return json.dumps(
+        {"auths": {registry: {"username": username, "password": password, "auth": auth}}}
+    )
+
+
+@dataclass
+class AppImageArgs:
+    """Inputs of AppImage."""
+
+    namespace: pulumi.Input[str]
+    config: ImageConfig
+    context: Path = REPO_ROOT
+
+
+class AppImage(pulumi.ComponentResource):
+    """The one application image that the API and the sitemap job both run."""
+
+    ref: pulumi.Output[str]
+    tag: str
+    pull_policy: str
+    pull_secret_names: list[pulumi.Output[str]]
+
+    def __init__(
+        self, name: str, args: AppImageArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("kube-image-processing:index:AppImage", name, None, opts)
+        config = args.config
+        # A tag per content: a reused tag such as `latest` never rolls a Deployment out
+        # when the image only lives in minikube's Docker (pitfall 6).
+        self.tag = f"{config.name}:ctx-{context_digest(args.context)[:16]}"
+        self.pull_policy = PULL_POLICY
+        # Relative to where Pulumi runs the program, so the input is the same on every machine.
+        location = os.path.relpath(args.context, Path.cwd())
+        registries = None
+        if config.registry is not None and config.username is not None:
+            registries = [
+                docker_build.RegistryArgs(
+                    address=config.registry, username=config.username, password=config.password
+                )
+            ]
+        image = docker_build.Image(
+            name,
+            context=docker_build.BuildContextArgs(location=location),
+            dockerfile=docker_build.DockerfileArgs(location=os.path.join(location, "Dockerfile")),
+            platforms=[docker_build.Platform(config.platform)],
+            tags=[self.tag],
+            push=config.push,
+            # Without a push the image goes into the local daemon, which `minikube docker-env`
+            # points at minikube's Docker, where the kubelet finds it.
+            load=not config.push,
+            registries=registries,
+            build_on_preview=config.build_on_preview,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        if config.push:
+            # The digest-pinned ref, so the Deployment changes exactly when the image does.
+            self.ref = image.ref
+        else:
+            tag = self.tag
+            self.ref = image.ref.apply(lambda _: tag)
+
+        self.pull_secret_names = []
+        if config.registry is not None and config.username is not None:
+            registry, username = config.registry, config.username
+            document = pulumi.Output.from_input(config.password).apply(
+                lambda password: docker_config_json(registry, username, password or "")
+            )
+            pull_secret = Secret(
+                f"{name}-pull-secret",
+                metadata=ObjectMetaArgs(namespace=args.namespace, labels=labels("registry")),
+                type="kubernetes.io/dockerconfigjson",
+                string_data={".dockerconfigjson": secret_value(document)},
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.pull_secret_names.append(pull_secret.metadata.name)
+
+        self.register_outputs({"ref": self.ref, "tag": self.tag})

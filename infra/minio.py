@@ -1,0 +1,306 @@
+"""MinioCluster: MinIO object storage as a StatefulSet behind a headless Service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_random as random
+from pulumi_kubernetes.apps.v1 import (
+    StatefulSet,
+    StatefulSetPersistentVolumeClaimRetentionPolicyArgs,
+    StatefulSetSpecArgs,
+)
+from pulumi_kubernetes.core.v1 import (
+    AffinityArgs,
+    ContainerArgs,
+    ContainerPortArgs,
+    EnvVarArgs,
+    HTTPGetActionArgs,
+    PersistentVolumeClaimArgs,
+    PersistentVolumeClaimSpecArgs,
+    PodAffinityTermArgs,
+    PodAntiAffinityArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    ProbeArgs,
+    Secret,
+    Service,
+    ServicePortArgs,
+    ServiceSpecArgs,
+    VolumeMountArgs,
+    VolumeResourceRequirementsArgs,
+    WeightedPodAffinityTermArgs,
+)
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.policy.v1 import PodDisruptionBudget, PodDisruptionBudgetSpecArgs
+
+from infra.common import (
+    MINIO_API_PORT,
+    MINIO_CONSOLE_PORT,
+    MINIO_PASSWORD_KEY,
+    MINIO_USER_KEY,
+    StorageAccess,
+    container_security_context,
+    labels,
+    pod_security_context,
+    resource_requirements,
+    secret_env,
+    secret_value,
+    selector_labels,
+    tmp_mount,
+    tmp_volume,
+)
+from infra.config import MinioConfig
+
+COMPONENT = "minio"
+STATEFULSET_NAME = "minio"
+HEADLESS_SERVICE_NAME = "minio-hl"
+CLIENT_SERVICE_NAME = "minio"
+MINIO_UID = 1000
+DATA_PATH = "/data"
+PDB_MIN_REPLICAS = 4
+
+
+@dataclass
+class MinioClusterArgs:
+    """Inputs of MinioCluster."""
+
+    namespace: pulumi.Input[str]
+    config: MinioConfig
+
+
+def server_args(config: MinioConfig, namespace: str) -> list[str]:
+    """`minio server` arguments: one drive standalone, or every peer through the headless Service."""
+    if config.distributed:
+        peers = (
+            f"http://{STATEFULSET_NAME}-{{0...{config.replicas - 1}}}."
+            f"{HEADLESS_SERVICE_NAME}.{namespace}.svc.cluster.local{DATA_PATH}"
+        )
+        drives = [peers]
+    else:
+        drives = [DATA_PATH]
+    # Without a fixed console address MinIO picks a random port (pitfall 4); the certs
+    # directory moves to /tmp because the root file system is read-only.
+    return [
+        "server",
+        *drives,
+        "--address",
+        f":{MINIO_API_PORT}",
+        "--console-address",
+        f":{MINIO_CONSOLE_PORT}",
+        "--certs-dir",
+        "/tmp/certs",  # noqa: S108 - the pod's own emptyDir
+    ]
+
+
+def _anti_affinity(config: MinioConfig) -> AffinityArgs:
+    term = PodAffinityTermArgs(
+        topology_key="kubernetes.io/hostname",
+        label_selector=LabelSelectorArgs(match_labels=selector_labels(COMPONENT)),
+    )
+    if config.anti_affinity == "hard":
+        return AffinityArgs(
+            pod_anti_affinity=PodAntiAffinityArgs(
+                required_during_scheduling_ignored_during_execution=[term]
+            )
+        )
+    return AffinityArgs(
+        pod_anti_affinity=PodAntiAffinityArgs(
+            preferred_during_scheduling_ignored_during_execution=[
+                WeightedPodAffinityTermArgs(weight=100, pod_affinity_term=term)
+            ]
+        )
+    )
+
+
+def _probe(path: str, period: int, failures: int) -> ProbeArgs:
+    return ProbeArgs(
+        http_get=HTTPGetActionArgs(path=path, port=MINIO_API_PORT, scheme="HTTP"),
+        initial_delay_seconds=10,
+        period_seconds=period,
+        timeout_seconds=5,
+        failure_threshold=failures,
+    )
+
+
+class MinioCluster(pulumi.ComponentResource):
+    """MinIO: credentials Secret, headless and client Services, StatefulSet and PDB."""
+
+    endpoint: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    secret_name: pulumi.Output[str]
+    statefulset_name: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: MinioClusterArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("kube-image-processing:index:MinioCluster", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+        pod_labels = labels(COMPONENT)
+        selector = selector_labels(COMPONENT)
+
+        root_user = config.root_user
+        if root_user is None:
+            root_user = random.RandomPassword(
+                f"{name}-root-user", length=20, special=False, upper=False, opts=child
+            ).result
+        root_password = config.root_password
+        if root_password is None:
+            root_password = random.RandomPassword(
+                f"{name}-root-password", length=40, special=False, opts=child
+            ).result
+
+        secret = Secret(
+            f"{name}-credentials",
+            metadata=ObjectMetaArgs(namespace=args.namespace, labels=pod_labels),
+            type="Opaque",
+            string_data={
+                MINIO_USER_KEY: secret_value(root_user),
+                MINIO_PASSWORD_KEY: secret_value(root_password),
+            },
+            opts=child,
+        )
+
+        ports = [
+            ServicePortArgs(name="api", port=MINIO_API_PORT, target_port="api"),
+            ServicePortArgs(name="console", port=MINIO_CONSOLE_PORT, target_port="console"),
+        ]
+        headless = Service(
+            f"{name}-headless",
+            metadata=ObjectMetaArgs(
+                name=HEADLESS_SERVICE_NAME, namespace=args.namespace, labels=pod_labels
+            ),
+            spec=ServiceSpecArgs(
+                cluster_ip="None",
+                # Peers must resolve each other before any of them is ready (pitfall 2).
+                publish_not_ready_addresses=True,
+                selector=selector,
+                ports=ports,
+            ),
+            opts=child,
+        )
+        client = Service(
+            f"{name}-client",
+            metadata=ObjectMetaArgs(
+                name=CLIENT_SERVICE_NAME, namespace=args.namespace, labels=pod_labels
+            ),
+            spec=ServiceSpecArgs(type="ClusterIP", selector=selector, ports=ports),
+            opts=child,
+        )
+
+        env = [
+            secret_env("MINIO_ROOT_USER", secret.metadata.name, MINIO_USER_KEY),
+            secret_env("MINIO_ROOT_PASSWORD", secret.metadata.name, MINIO_PASSWORD_KEY),
+        ]
+        if config.ci_cd_mode:
+            # minikube's hostPath volumes sit on the root disk, which MinIO refuses (pitfall 1).
+            env.append(EnvVarArgs(name="MINIO_CI_CD", value="true"))
+
+        claim_template = PersistentVolumeClaimArgs(
+            metadata=ObjectMetaArgs(name="data", labels=pod_labels),
+            spec=PersistentVolumeClaimSpecArgs(
+                access_modes=["ReadWriteOnce"],
+                storage_class_name=config.storage_class,
+                resources=VolumeResourceRequirementsArgs(requests={"storage": config.storage_size}),
+            ),
+        )
+        statefulset = StatefulSet(
+            name,
+            metadata=ObjectMetaArgs(
+                name=STATEFULSET_NAME, namespace=args.namespace, labels=pod_labels
+            ),
+            spec=StatefulSetSpecArgs(
+                replicas=config.replicas,
+                service_name=headless.metadata.name,
+                # OrderedReady would wait for pod 0, which waits for its peers (pitfall 2).
+                pod_management_policy="Parallel",
+                selector=LabelSelectorArgs(match_labels=selector),
+                persistent_volume_claim_retention_policy=(
+                    StatefulSetPersistentVolumeClaimRetentionPolicyArgs(
+                        when_deleted="Retain", when_scaled="Retain"
+                    )
+                ),
+                template=PodTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=pod_labels),
+                    spec=PodSpecArgs(
+                        security_context=pod_security_context(MINIO_UID),
+                        affinity=_anti_affinity(config),
+                        termination_grace_period_seconds=60,
+                        containers=[
+                            ContainerArgs(
+                                name="minio",
+                                image=config.image,
+                                image_pull_policy="IfNotPresent",
+                                args=pulumi.Output.from_input(args.namespace).apply(
+                                    lambda namespace: server_args(config, namespace)
+                                ),
+                                env=env,
+                                ports=[
+                                    ContainerPortArgs(name="api", container_port=MINIO_API_PORT),
+                                    ContainerPortArgs(
+                                        name="console", container_port=MINIO_CONSOLE_PORT
+                                    ),
+                                ],
+                                liveness_probe=_probe("/minio/health/live", 20, 3),
+                                readiness_probe=_probe("/minio/health/ready", 10, 6),
+                                resources=resource_requirements(config.resources),
+                                security_context=container_security_context(),
+                                volume_mounts=[
+                                    VolumeMountArgs(name="data", mount_path=DATA_PATH),
+                                    tmp_mount(),
+                                ],
+                            )
+                        ],
+                        volumes=[tmp_volume("64Mi")],
+                    ),
+                ),
+                volume_claim_templates=[claim_template],
+            ),
+            # volumeClaimTemplates cannot change in place (pitfall 10): a new size or storage
+            # class replaces the StatefulSet, deleting it first because its name is fixed, and
+            # the Retain policy keeps the PVCs, which the new StatefulSet adopts again.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                replace_on_changes=["spec.volumeClaimTemplates"],
+                delete_before_replace=True,
+                depends_on=[headless],
+            ),
+        )
+
+        if config.replicas >= PDB_MIN_REPLICAS:
+            PodDisruptionBudget(
+                f"{name}-pdb",
+                metadata=ObjectMetaArgs(namespace=args.namespace, labels=pod_labels),
+                spec=PodDisruptionBudgetSpecArgs(
+                    max_unavailable=1, selector=LabelSelectorArgs(match_labels=selector)
+                ),
+                opts=child,
+            )
+
+        self.service_name = client.metadata.name
+        self.secret_name = secret.metadata.name
+        self.endpoint = pulumi.Output.concat(
+            client.metadata.name,
+            ".",
+            client.metadata.namespace,
+            ".svc.cluster.local:",
+            str(MINIO_API_PORT),
+        )
+        self.statefulset_name = statefulset.metadata.name
+        self.register_outputs(
+            {
+                "endpoint": self.endpoint,
+                "service_name": self.service_name,
+                "secret_name": self.secret_name,
+                "statefulset_name": self.statefulset_name,
+            }
+        )
+
+    @property
+    def access(self) -> StorageAccess:
+        """What client workloads need to reach this MinIO."""
+        return StorageAccess(
+            endpoint=self.endpoint, secret_name=self.secret_name, service_name=self.service_name
+        )

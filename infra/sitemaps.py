@@ -1,0 +1,278 @@
+"""SitemapPublisher: the sitemap CronJob, its narrow RBAC and the Ingress it switches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+from pulumi_kubernetes.batch.v1 import (
+    CronJob,
+    CronJobSpecArgs,
+    JobSpecArgs,
+    JobTemplateSpecArgs,
+)
+from pulumi_kubernetes.core.v1 import (
+    ContainerArgs,
+    EnvVarArgs,
+    EnvVarSourceArgs,
+    LocalObjectReferenceArgs,
+    ObjectFieldSelectorArgs,
+    PodSpecArgs,
+    PodTemplateSpecArgs,
+    Secret,
+    ServiceAccount,
+)
+from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
+from pulumi_kubernetes.networking.v1 import (
+    HTTPIngressPathArgs,
+    HTTPIngressRuleValueArgs,
+    Ingress,
+    IngressBackendArgs,
+    IngressRuleArgs,
+    IngressServiceBackendArgs,
+    IngressSpecArgs,
+    ServiceBackendPortArgs,
+)
+from pulumi_kubernetes.rbac.v1 import (
+    PolicyRuleArgs,
+    Role,
+    RoleBinding,
+    RoleRefArgs,
+    SubjectArgs,
+)
+
+from infra.common import (
+    APP_UID,
+    MINIO_API_PORT,
+    StorageAccess,
+    container_security_context,
+    labels,
+    pod_security_context,
+    resource_requirements,
+    secret_env,
+    secret_value,
+    skip_await_annotations,
+    storage_env,
+    tmp_mount,
+    tmp_volume,
+)
+from infra.config import IngressConfig, SitemapsConfig
+
+COMPONENT = "sitemap-publisher"
+INGRESS_NAME = "sitemaps"
+WORKLOAD_NAME = "sitemap-publisher"
+PLACEHOLDER_BUCKET = "sitemaps-pending"
+REWRITE_ANNOTATION = "nginx.ingress.kubernetes.io/rewrite-target"
+LIVE_BUCKET_LABEL = "kube-image-processing/live-bucket"
+SITEMAPS_PATH = "/sitemaps(/|$)(.*)"
+JOB_COMMAND = ["python", "-m", "service.sitemaps", "publish"]
+DATABASE_URL_KEY = "url"
+# The two fields that the job patches at run time; bracket notation because the keys hold
+# dots and slashes. Without them the next `pulumi up` would switch the Ingress back (pitfall 8).
+SWITCHED_FIELDS = (
+    f'metadata.annotations["{REWRITE_ANNOTATION}"]',
+    f'metadata.labels["{LIVE_BUCKET_LABEL}"]',
+)
+
+
+@dataclass
+class SitemapPublisherArgs:
+    """Inputs of SitemapPublisher."""
+
+    namespace: pulumi.Input[str]
+    config: SitemapsConfig
+    ingress: IngressConfig
+    image: pulumi.Input[str]
+    image_pull_policy: str
+    storage: StorageAccess
+    processed_bucket: str
+    pull_secret_names: list[pulumi.Output[str]] = field(default_factory=list)
+
+
+def rewrite_target(bucket: str) -> str:
+    """The rewrite that serves `/sitemaps/<file>` from `/<bucket>/<file>` in MinIO."""
+    return f"/{bucket}/$2"
+
+
+class SitemapPublisher(pulumi.ComponentResource):
+    """Publishes sitemap generations into MinIO buckets and switches an Ingress between them."""
+
+    ingress_name: pulumi.Output[str]
+    cronjob_name: pulumi.Output[str]
+    index_url: pulumi.Output[str]
+
+    def __init__(
+        self, name: str, args: SitemapPublisherArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("kube-image-processing:index:SitemapPublisher", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        config = args.config
+        pod_labels = labels(COMPONENT)
+
+        ingress = Ingress(
+            f"{name}-ingress",
+            metadata=ObjectMetaArgs(
+                # A fixed name: the Role's resourceNames and the job's SITEMAP_INGRESS use it.
+                name=INGRESS_NAME,
+                namespace=args.namespace,
+                labels={**labels("sitemaps"), LIVE_BUCKET_LABEL: PLACEHOLDER_BUCKET},
+                annotations={
+                    "nginx.ingress.kubernetes.io/use-regex": "true",
+                    REWRITE_ANNOTATION: rewrite_target(PLACEHOLDER_BUCKET),
+                    **skip_await_annotations(args.ingress.skip_await),
+                },
+            ),
+            spec=IngressSpecArgs(
+                ingress_class_name=args.ingress.class_name,
+                rules=[
+                    IngressRuleArgs(
+                        # A host of its own: ingress-nginx applies use-regex and rewrite-target
+                        # to every path of a host, which would break the API's routes (pitfall 9).
+                        host=config.host,
+                        http=HTTPIngressRuleValueArgs(
+                            paths=[
+                                HTTPIngressPathArgs(
+                                    path=SITEMAPS_PATH,
+                                    path_type="ImplementationSpecific",
+                                    backend=IngressBackendArgs(
+                                        service=IngressServiceBackendArgs(
+                                            name=args.storage.service_name,
+                                            port=ServiceBackendPortArgs(number=MINIO_API_PORT),
+                                        )
+                                    ),
+                                )
+                            ]
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=list(SWITCHED_FIELDS)),
+        )
+
+        account = ServiceAccount(
+            f"{name}-account",
+            metadata=ObjectMetaArgs(
+                name=WORKLOAD_NAME, namespace=args.namespace, labels=pod_labels
+            ),
+            opts=child,
+        )
+        role = Role(
+            f"{name}-role",
+            metadata=ObjectMetaArgs(
+                name=WORKLOAD_NAME, namespace=args.namespace, labels=pod_labels
+            ),
+            rules=[
+                PolicyRuleArgs(
+                    api_groups=["networking.k8s.io"],
+                    resources=["ingresses"],
+                    resource_names=[ingress.metadata.name],
+                    verbs=["get", "patch"],
+                )
+            ],
+            opts=child,
+        )
+        RoleBinding(
+            f"{name}-role-binding",
+            metadata=ObjectMetaArgs(
+                name=WORKLOAD_NAME, namespace=args.namespace, labels=pod_labels
+            ),
+            role_ref=RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="Role", name=role.metadata.name
+            ),
+            subjects=[
+                SubjectArgs(
+                    kind="ServiceAccount", name=account.metadata.name, namespace=args.namespace
+                )
+            ],
+            opts=child,
+        )
+
+        env = storage_env(args.storage, {"PROCESSED_BUCKET": args.processed_bucket})
+        env += [
+            EnvVarArgs(name="SITEMAP_BASE_URL", value=config.base_url),
+            EnvVarArgs(name="SITEMAP_SOURCE", value=config.source),
+            EnvVarArgs(name="SITEMAP_INGRESS", value=ingress.metadata.name),
+            EnvVarArgs(
+                name="SITEMAP_NAMESPACE",
+                value_from=EnvVarSourceArgs(
+                    field_ref=ObjectFieldSelectorArgs(field_path="metadata.namespace")
+                ),
+            ),
+            EnvVarArgs(name="SITEMAP_RETAIN", value=str(config.retain)),
+        ]
+        if config.site_url:
+            # The bucket source lists each processed image under the API's public URL.
+            env.append(EnvVarArgs(name="SITEMAP_SITE_URL", value=config.site_url))
+        if config.query:
+            env.append(EnvVarArgs(name="SITEMAP_QUERY", value=config.query))
+        if config.source == "sql" and config.database_url is not None:
+            database = Secret(
+                f"{name}-database",
+                metadata=ObjectMetaArgs(namespace=args.namespace, labels=pod_labels),
+                type="Opaque",
+                string_data={DATABASE_URL_KEY: secret_value(config.database_url)},
+                opts=child,
+            )
+            env.append(secret_env("SITEMAP_DATABASE_URL", database.metadata.name, DATABASE_URL_KEY))
+
+        cronjob = CronJob(
+            name,
+            metadata=ObjectMetaArgs(
+                name=WORKLOAD_NAME, namespace=args.namespace, labels=pod_labels
+            ),
+            spec=CronJobSpecArgs(
+                schedule=config.schedule,
+                time_zone="Etc/UTC",
+                # Two publishers at once would race for the Ingress switch.
+                concurrency_policy="Forbid",
+                starting_deadline_seconds=600,
+                successful_jobs_history_limit=3,
+                failed_jobs_history_limit=3,
+                job_template=JobTemplateSpecArgs(
+                    metadata=ObjectMetaArgs(labels=pod_labels),
+                    spec=JobSpecArgs(
+                        backoff_limit=config.backoff_limit,
+                        active_deadline_seconds=config.active_deadline_seconds,
+                        ttl_seconds_after_finished=7 * 24 * 3600,
+                        template=PodTemplateSpecArgs(
+                            metadata=ObjectMetaArgs(labels=pod_labels),
+                            spec=PodSpecArgs(
+                                service_account_name=account.metadata.name,
+                                restart_policy="Never",
+                                security_context=pod_security_context(APP_UID),
+                                image_pull_secrets=[
+                                    LocalObjectReferenceArgs(name=secret)
+                                    for secret in args.pull_secret_names
+                                ]
+                                or None,
+                                containers=[
+                                    ContainerArgs(
+                                        name="publisher",
+                                        image=args.image,
+                                        image_pull_policy=args.image_pull_policy,
+                                        command=JOB_COMMAND,
+                                        env=env,
+                                        resources=resource_requirements(config.resources),
+                                        security_context=container_security_context(),
+                                        volume_mounts=[tmp_mount()],
+                                    )
+                                ],
+                                volumes=[tmp_volume(config.scratch_size)],
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+            opts=child,
+        )
+
+        self.ingress_name = ingress.metadata.name
+        self.cronjob_name = cronjob.metadata.name
+        self.index_url = pulumi.Output.from_input(f"{config.base_url}/sitemap.xml")
+        self.register_outputs(
+            {
+                "ingress_name": self.ingress_name,
+                "cronjob_name": self.cronjob_name,
+                "index_url": self.index_url,
+            }
+        )

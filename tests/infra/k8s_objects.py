@@ -1,0 +1,33 @@
+"""Small accessors for rebuilt Kubernetes objects in the Pulumi program tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+WORKLOAD_KINDS = ("Deployment", "StatefulSet", "CronJob")
+
+
+def pod_spec(obj: dict[str, Any]) -> dict[str, Any]:
+    """The pod spec of a Deployment, StatefulSet or CronJob."""
+    if obj["kind"] == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return obj["spec"]["template"]["spec"]
+
+
+def containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = pod_spec(obj)
+    return list(spec.get("containers", [])) + list(spec.get("initContainers", []))
+
+
+def env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The container's env entries by name."""
+    return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+def strings(value: Any) -> list[str]:
+    """Every string anywhere inside `value`, keys included."""
+    if isinstance(value, dict):
+        return [s for key, item in value.items() for s in [key, *strings(item)]]
+    if isinstance(value, list):
+        return [s for item in value for s in strings(item)]
+    return [value] if isinstance(value, str) else []
