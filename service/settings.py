@@ -106,3 +106,17 @@ class FetchSettings:
             timeout_seconds=_positive(env, "FETCH_TIMEOUT_SECONDS", 10.0, float),
             allow_private_networks=_bool(env, "FETCH_ALLOW_PRIVATE_NETWORKS", default=False),
         )
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """How long the image API waits on storage before it answers 503."""
+
+    storage_timeout_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ApiSettings:
+        env = os.environ if env is None else env
+        return cls(
+            storage_timeout_seconds=_positive(env, "STORAGE_TIMEOUT_SECONDS", 10.0, float),
+        )

@@ -1,0 +1,95 @@
+"""gunicorn settings for the image API: `gunicorn --config python:service.gunicorn_conf ...`.
+
+Settings are checked here, in the master, before any worker starts: a bad one stops the
+process with one line that names it. A worker failing in the app factory instead would be
+restarted by gunicorn over and over.
+
+Metrics: with more than one worker, each worker counts for itself, so prometheus_client's
+multiprocess mode is used. Set PROMETHEUS_MULTIPROC_DIR to an empty writable directory (an
+emptyDir volume in Kubernetes); when it is unset and there are several workers, a fresh
+temporary directory is made here. /metrics then sums over every worker.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from typing import Any
+
+from service.settings import ApiSettings, FetchSettings, SettingsError, StorageSettings
+
+
+def _workers() -> int:
+    raw = os.environ.get("WEB_CONCURRENCY", "").strip() or "2"
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"WEB_CONCURRENCY must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+try:
+    StorageSettings.from_env()
+    FetchSettings.from_env()
+    ApiSettings.from_env()
+    workers = _workers()
+except SettingsError as error:
+    print(f"error: {error}", file=sys.stderr, flush=True)
+    raise SystemExit(2) from None
+
+bind = ["0.0.0.0:8080"]  # the container port; the Service decides who reaches it
+# Threads let a worker keep answering while a download waits on a slow origin.
+worker_class = "gthread"
+threads = 4
+# Longer than a download may take (3 x FETCH_TIMEOUT_SECONDS) plus a storage timeout.
+timeout = 60
+graceful_timeout = 30
+keepalive = 5
+# No control socket: the container's user may have no home to put it in, and nothing uses it.
+control_socket_disable = True
+# The app logs one JSON line per request itself, with the request id.
+accesslog = None
+errorlog = "-"
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108 (heartbeat files)
+logconfig_dict: dict[str, Any] = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    # By name: prometheus_client must first be imported after PROMETHEUS_MULTIPROC_DIR is set.
+    "formatters": {"json": {"()": "service.observability.JsonFormatter"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    # gunicorn merges this dict shallowly into its defaults, whose root logger names their handler.
+    "root": {"handlers": ["stderr"], "level": "INFO"},
+    "loggers": {
+        "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+    },
+}
+
+if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
+
+
+def on_starting(_server: object) -> None:
+    """Start from empty metric files: counts of an earlier run must not leak in."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory and os.path.isdir(directory):
+        for entry in os.listdir(directory):
+            path = os.path.join(directory, entry)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
+
+
+def child_exit(_server: object, worker: Any) -> None:
+    """Drop a dead worker's live gauges (multiprocess mode)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

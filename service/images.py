@@ -1,0 +1,154 @@
+"""The image routes: download into /incoming, convert into /processed, and read both back."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, abort, current_app, jsonify, request
+
+from service import contenttype, imaging
+from service.fetch import fetch
+from service.observability import CONVERSION
+from service.settings import FetchSettings
+from service.storage import NotStoredError, Storage
+
+bp = Blueprint("images", __name__)
+
+NAME = re.compile(r"[0-9a-f]{64}")
+CACHE_FOREVER = "public, max-age=31536000, immutable"
+SPOOL_BYTES = 8 * 1024 * 1024
+# Where the name of an image's greyscale version is kept: it survives restarts of the API
+# because it lives in storage, beside the result it points at.
+SOURCE_MARKER = "sources/{name}"
+MARKER_KEY = "processed"
+
+
+@dataclass(frozen=True)
+class ImageApi:
+    """What the routes need, built once by create_app."""
+
+    storage: Storage
+    fetch_settings: FetchSettings
+
+
+def _api() -> ImageApi:
+    api: ImageApi = current_app.extensions["image_api"]
+    return api
+
+
+@bp.post("/incoming")
+def download() -> tuple[Response, int]:
+    """Download the image at `url` and store it under its SHA-256."""
+    url = _field("url")
+    api = _api()
+    with fetch(url, api.fetch_settings) as downloaded:
+        content_type = contenttype.detect(downloaded.file)
+        imaging.check(downloaded.file, api.fetch_settings.max_image_pixels)
+        downloaded.file.seek(0)
+        storage = api.storage
+        storage.put_if_absent(
+            storage.incoming, downloaded.sha256, downloaded.file, downloaded.size, content_type
+        )
+        return _created(f"/incoming/{downloaded.sha256}")
+
+
+@bp.post("/processed")
+def process() -> tuple[Response, int]:
+    """Convert a stored image to greyscale, once, and store the result under its SHA-256."""
+    path = _field("path")
+    if not path.startswith("/incoming/"):
+        abort(400, description='The path must be "/incoming/<name>", as POST /incoming gave it.')
+    source = _valid_name(path.removeprefix("/incoming/"))
+    storage = _api().storage
+    done = _converted_before(storage, source)
+    if done is not None:
+        return _created(f"/processed/{done}")
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as original:
+        storage.read_into(storage.incoming, source, original)
+        started = time.perf_counter()
+        result = imaging.greyscale(original, _api().fetch_settings.max_image_pixels)
+        CONVERSION.labels(result.content_type).observe(time.perf_counter() - started)
+    name = hashlib.sha256(result.data).hexdigest()
+    storage.put_if_absent(
+        storage.processed, name, io.BytesIO(result.data), len(result.data), result.content_type
+    )
+    storage.put(
+        storage.processed,
+        SOURCE_MARKER.format(name=source),
+        io.BytesIO(b""),
+        0,
+        "application/octet-stream",
+        metadata={MARKER_KEY: name},
+    )
+    return _created(f"/processed/{name}")
+
+
+@bp.get("/incoming/<name>")
+def incoming(name: str) -> Response:
+    """The stored original."""
+    return _serve(_api().storage.incoming, name)
+
+
+@bp.get("/processed/<name>")
+def processed(name: str) -> Response:
+    """The stored greyscale image."""
+    return _serve(_api().storage.processed, name)
+
+
+def _field(name: str) -> str:
+    if not request.is_json:
+        abort(415, description="The body must be JSON, sent with Content-Type: application/json.")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description=f'The body must be a JSON object such as {{"{name}": "…"}}.')
+    value = body.get(name)
+    if value is None:
+        abort(400, description=f'The body has no "{name}" field.')
+    if not isinstance(value, str):
+        abort(400, description=f'The "{name}" field must be a string.')
+    return value
+
+
+def _valid_name(name: str) -> str:
+    # Names are SHA-256 digests; anything else cannot exist, so storage is not even asked.
+    if not NAME.fullmatch(name):
+        abort(404, description="No image has that name: names are 64 lowercase hex digits.")
+    return name
+
+
+def _converted_before(storage: Storage, source: str) -> str | None:
+    try:
+        name = storage.stat(storage.processed, SOURCE_MARKER.format(name=source)).get(
+            f"x-amz-meta-{MARKER_KEY}", ""
+        )
+    except NotStoredError:
+        return None
+    if NAME.fullmatch(name) and storage.exists(storage.processed, name):
+        return name
+    return None
+
+
+def _created(path: str) -> tuple[Response, int]:
+    response = jsonify(path=path)
+    response.headers["Location"] = path
+    return response, 201
+
+
+def _serve(bucket: str, name: str) -> Response:
+    _valid_name(name)
+    storage = _api().storage
+    if request.if_none_match.contains_weak(name):
+        storage.stat(bucket, name)  # a 304 only for an object that is really there
+        response = Response(status=304)
+    else:
+        stored = storage.open(bucket, name)
+        response = Response(stored, content_type=stored.content_type, direct_passthrough=True)
+        response.content_length = stored.size
+    response.set_etag(name)
+    response.headers["Cache-Control"] = CACHE_FOREVER
+    return response

@@ -1,0 +1,202 @@
+"""Content-addressed objects in MinIO, with every wait bounded and every failure classified."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import IO, TypeVar
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error
+from urllib3.exceptions import HTTPError
+
+from service.settings import StorageSettings
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CHUNK_BYTES = 64 * 1024
+_MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"})
+_CREATED_ELSEWHERE = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
+
+
+class StorageUnavailableError(Exception):
+    """Storage could not be reached or did not answer as it should; the API answers 503."""
+
+
+class NotStoredError(Exception):
+    """No object has that name; the API answers 404."""
+
+
+@dataclass
+class StoredObject:
+    """An object being read from storage: its headers, and its body as an iterable of chunks."""
+
+    content_type: str
+    size: int
+    _response: urllib3.BaseHTTPResponse
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._response.stream(CHUNK_BYTES)
+
+    def close(self) -> None:
+        """Give the connection back to the pool; the WSGI server calls this after the body."""
+        self._response.close()
+        self._response.release_conn()
+
+
+class Storage:
+    """The two buckets of the API, created when missing, with storage errors made explicit."""
+
+    def __init__(self, settings: StorageSettings, timeout_seconds: float) -> None:
+        self.incoming = settings.incoming_bucket
+        self.processed = settings.processed_bucket
+        http = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=min(2.0, timeout_seconds), read=timeout_seconds),
+            # One quick retry of a refused connection, none of a read: a stopped server must
+            # not multiply the time a request waits.
+            retries=urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0),
+            maxsize=16,
+        )
+        self.client = Minio(
+            settings.endpoint,
+            access_key=settings.access_key,
+            secret_key=settings.secret_key,
+            secure=settings.secure,
+            http_client=http,
+        )
+        self._buckets_ready = False
+        self._lock = threading.Lock()
+
+    def ensure_buckets(self) -> None:
+        """Create whichever bucket is missing; a replica creating it at the same time is fine."""
+        for bucket in (self.incoming, self.processed):
+            if self._call(self.client.bucket_exists, bucket):
+                continue
+            try:
+                self._call(self.client.make_bucket, bucket)
+                log.info("created bucket", extra={"bucket": bucket})
+            except S3Error as error:
+                if error.code not in _CREATED_ELSEWHERE:
+                    raise StorageUnavailableError(
+                        f"Storage refused to create bucket {bucket}."
+                    ) from None
+        self._buckets_ready = True
+
+    def exists(self, bucket: str, name: str) -> bool:
+        try:
+            self.stat(bucket, name)
+        except NotStoredError:
+            return False
+        return True
+
+    def stat(self, bucket: str, name: str) -> Mapping[str, str]:
+        """The object's metadata headers (x-amz-meta-*, content type, …)."""
+        try:
+            return self._call(self.client.stat_object, bucket, name).metadata or {}
+        except S3Error as error:
+            raise self._classify(error) from None
+
+    def open(self, bucket: str, name: str) -> StoredObject:
+        try:
+            response = self._call(self.client.get_object, bucket, name)
+        except S3Error as error:
+            raise self._classify(error) from None
+        return StoredObject(
+            content_type=response.headers.get("Content-Type", "application/octet-stream"),
+            size=int(response.headers.get("Content-Length", "0")),
+            _response=response,
+        )
+
+    def read_into(self, bucket: str, name: str, target: IO[bytes]) -> None:
+        """Copy the object into `target`, a chunk at a time."""
+        stored = self.open(bucket, name)
+        try:
+            for chunk in stored:
+                target.write(chunk)
+        except (HTTPError, OSError) as error:
+            raise StorageUnavailableError("Storage broke off while sending an object.") from error
+        finally:
+            stored.close()
+        target.seek(0)
+
+    def put(
+        self,
+        bucket: str,
+        name: str,
+        data: IO[bytes],
+        size: int,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """Store an object, creating the buckets first if storage came back empty."""
+        if not self._buckets_ready:
+            self._ensure_once()
+        start = data.tell()
+        try:
+            self._put(bucket, name, data, size, content_type, metadata)
+        except S3Error as error:
+            if error.code != "NoSuchBucket":
+                raise StorageUnavailableError(
+                    f"Storage refused to store the object ({error.code})."
+                ) from None
+            self._buckets_ready = False
+            self._ensure_once()
+            data.seek(start)
+            try:
+                self._put(bucket, name, data, size, content_type, metadata)
+            except S3Error as again:
+                msg = f"Storage refused to store the object ({again.code})."
+                raise StorageUnavailableError(msg) from None
+
+    def put_if_absent(
+        self, bucket: str, name: str, data: IO[bytes], size: int, content_type: str
+    ) -> None:
+        """Store a content-addressed object unless it is there already."""
+        if not self.exists(bucket, name):
+            self.put(bucket, name, data, size, content_type)
+
+    def _put(
+        self,
+        bucket: str,
+        name: str,
+        data: IO[bytes],
+        size: int,
+        content_type: str,
+        metadata: Mapping[str, str] | None,
+    ) -> None:
+        self._call(
+            self.client.put_object,
+            bucket,
+            name,
+            data,
+            size,
+            content_type=content_type,
+            metadata=dict(metadata) if metadata else None,
+        )
+
+    def _ensure_once(self) -> None:
+        with self._lock:
+            if not self._buckets_ready:
+                self.ensure_buckets()
+
+    def _classify(self, error: S3Error) -> Exception:
+        if error.code in _MISSING:
+            if error.code == "NoSuchBucket":
+                self._buckets_ready = False
+            return NotStoredError(error.code)
+        return StorageUnavailableError(f"Storage answered with an error ({error.code}).")
+
+    @staticmethod
+    def _call(method: Callable[..., T], *args: object, **kwargs: object) -> T:
+        """Call minio, turning unreachable storage into StorageUnavailableError; S3Error passes."""
+        try:
+            return method(*args, **kwargs)
+        except S3Error:
+            raise
+        except (MinioException, HTTPError, OSError) as error:
+            raise StorageUnavailableError("Storage is unreachable.") from error
