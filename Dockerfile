@@ -27,4 +27,5 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1
 USER 10001:10001
 EXPOSE 8080
-CMD ["gunicorn", "--config", "python:service.gunicorn_conf", "service.app:create_app()"]
+# service.serve checks the settings, then execs gunicorn serving service.app:create_app().
+CMD ["python", "-m", "service.serve"]

@@ -18,21 +18,11 @@ import sys
 import tempfile
 from typing import Any
 
-from service.settings import ApiSettings, FetchSettings, SettingsError, StorageSettings
-
-
-def _workers() -> int:
-    raw = os.environ.get("WEB_CONCURRENCY", "").strip() or "2"
-    if not raw.isdigit() or int(raw) < 1:
-        raise SettingsError(f"WEB_CONCURRENCY must be a positive integer, got {raw!r}")
-    return int(raw)
-
+from service.settings import SettingsError, check_all, web_concurrency
 
 try:
-    StorageSettings.from_env()
-    FetchSettings.from_env()
-    ApiSettings.from_env()
-    workers = _workers()
+    check_all()
+    workers = web_concurrency()
 except SettingsError as error:
     print(f"error: {error}", file=sys.stderr, flush=True)
     raise SystemExit(2) from None

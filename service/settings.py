@@ -120,3 +120,20 @@ class ApiSettings:
         return cls(
             storage_timeout_seconds=_positive(env, "STORAGE_TIMEOUT_SECONDS", 10.0, float),
         )
+
+
+def web_concurrency(env: Mapping[str, str] | None = None) -> int:
+    """gunicorn's worker count, from WEB_CONCURRENCY (default 2)."""
+    env = os.environ if env is None else env
+    raw = env.get("WEB_CONCURRENCY", "").strip() or "2"
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"WEB_CONCURRENCY must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+def check_all(env: Mapping[str, str] | None = None) -> None:
+    """Raise SettingsError for the first setting of the image API that is missing or invalid."""
+    StorageSettings.from_env(env)
+    FetchSettings.from_env(env)
+    ApiSettings.from_env(env)
+    web_concurrency(env)

@@ -35,7 +35,7 @@ def test_dockerfile_keeps_the_image_contract() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert "USER 10001" in text
     assert "EXPOSE 8080" in text
-    assert '"service.app:create_app()"' in text
+    assert 'CMD ["python", "-m", "service.serve"]' in text
     final_stage = text.rsplit("\nFROM ", 1)[1]
     for compiler in ("gcc", "build-essential", "g++"):
         assert compiler not in final_stage

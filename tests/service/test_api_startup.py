@@ -160,3 +160,61 @@ def _wait_ready(http: urllib3.PoolManager, port: int, process: subprocess.Popen)
             pass
         time.sleep(0.2)
     raise TimeoutError("gunicorn did not become ready")
+
+
+SERVE = [sys.executable, "-m", "service.serve"]
+GOOD = {"MINIO_ENDPOINT": "127.0.0.1:9", "MINIO_ACCESS_KEY": "a", "MINIO_SECRET_KEY": "b"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "name"),
+    [
+        ({}, "MINIO_ENDPOINT"),
+        ({**GOOD, "WEB_CONCURRENCY": "many"}, "WEB_CONCURRENCY"),
+        ({**GOOD, "WEB_CONCURRENCY": "-3"}, "WEB_CONCURRENCY"),
+        ({**GOOD, "FETCH_TIMEOUT_SECONDS": "0"}, "FETCH_TIMEOUT_SECONDS"),
+    ],
+)
+def test_container_command_stops_bad_settings_with_one_line(settings: dict[str, str], name: str):
+    """gunicorn alone would print a traceback for WEB_CONCURRENCY=many; the command does not."""
+    done = subprocess.run(
+        SERVE,
+        cwd=ROOT,
+        env=clean_env(**settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [done.stderr.strip()]
+    assert done.stderr.startswith("error: ")
+    assert name in done.stderr
+
+
+@pytest.mark.timeout(120)
+def test_container_command_serves_the_app(s3_server):
+    port = unused_port()
+    process = subprocess.Popen(
+        [*SERVE, "--bind", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=clean_env(**s3_server.env(), WEB_CONCURRENCY="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        http = urllib3.PoolManager(retries=False, timeout=5)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the command exited"
+            try:
+                response = http.request("GET", f"http://127.0.0.1:{port}/healthz")
+            except urllib3.exceptions.HTTPError:
+                time.sleep(0.2)
+                continue
+            assert response.status == 200
+            return
+        raise TimeoutError("the command did not start serving")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
