@@ -1,0 +1,198 @@
+"""Publish, roll back and report generations: the steps in their safe order."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from minio import Minio
+
+from service.sitemaps import storage
+from service.sitemaps.entries import Row
+from service.sitemaps.errors import SitemapError
+from service.sitemaps.ingress import ConflictError, IngressState, IngressSwitch
+from service.sitemaps.naming import is_generation, new_bucket_name
+from service.sitemaps.progress import Progress
+from service.sitemaps.retention import doomed, retained
+from service.sitemaps.writer import Generation, Limits, write_sitemaps
+
+log = logging.getLogger("service.sitemaps")
+SWITCH_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Status:
+    """The live generation, the retained ones and the orphans, as storage and the Ingress say."""
+
+    live: str | None
+    retained: list[str]
+    orphans: list[str]
+    newer: list[str]
+
+
+class Publisher:
+    """Runs the publishing steps against one storage client and one Ingress."""
+
+    def __init__(
+        self, client: Minio, ingress: IngressSwitch, retain: int = 1, workers: int = 8
+    ) -> None:
+        if retain < 0:
+            raise SitemapError("bad option --retain: must be 0 or more")
+        self.client, self.ingress, self.retain, self.workers = client, ingress, retain, workers
+
+    def publish(
+        self,
+        batches: Iterable[Sequence[Row]],
+        base_url: str,
+        dry_run: bool = False,
+        limits: Limits = Limits(),  # noqa: B008 - frozen dataclass, never mutated
+    ) -> str | None:
+        """Generate, upload, verify and switch to a new generation; returns it, or None if superseded."""
+        state = self.ingress.read()  # fails fast on 403/404 before minutes of generating
+        bucket = new_bucket_name()
+        if dry_run:
+            self._print_plan(state, bucket, base_url)
+            return None
+        with storage.refusals(self.client):
+            self.heal(state)
+        with tempfile.TemporaryDirectory(prefix="sitemaps-") as workdir:
+            generation = self.generate(batches, Path(workdir), base_url, limits)
+            with storage.refusals(self.client):
+                self.create_bucket(bucket)
+                self.upload(bucket, generation)
+                self.make_public(bucket)
+                self.verify(bucket, generation)
+        live = self.switch(bucket)
+        with storage.refusals(self.client):
+            if live != bucket:
+                log.info("publish: %s is newer and already live; discarding %s", live, bucket)
+                storage.delete_bucket(self.client, bucket)
+                return None
+            self.mark_went_live(bucket)
+            self.clean_up()
+        log.info("publish: %s is live with %s URLs", bucket, f"{generation.urls:,}")
+        return bucket
+
+    def generate(
+        self, batches: Iterable[Sequence[Row]], out: Path, base_url: str, limits: Limits
+    ) -> Generation:
+        """Step 1: write the files locally."""
+        with Progress("generate", "URL") as progress:
+            return write_sitemaps(batches, out, base_url, limits, on_progress=progress.update)
+
+    def create_bucket(self, bucket: str) -> None:
+        """Step 2: a fresh bucket for this generation."""
+        storage.create_bucket(self.client, bucket)
+        log.info("publish: created bucket %s", bucket)
+
+    def upload(self, bucket: str, generation: Generation) -> None:
+        """Step 3: every file, in parallel."""
+        with Progress("upload", "file", total=len(generation.files)) as progress:
+            storage.upload(self.client, bucket, generation, self.workers, on_file=progress.update)
+
+    def make_public(self, bucket: str) -> None:
+        """Step 4: anonymous reads of objects, no listing."""
+        storage.make_public(self.client, bucket)
+
+    def verify(self, bucket: str, generation: Generation) -> None:
+        """Step 5: every object present with its size."""
+        storage.verify(self.client, bucket, storage.sizes_of(generation))
+        log.info("publish: verified %d objects in %s", len(generation.files), bucket)
+
+    def switch(self, bucket: str) -> str:
+        """Step 6: patch the Ingress at the version read; returns whichever generation is live."""
+        for _ in range(SWITCH_ATTEMPTS):
+            state = self.ingress.read()
+            if is_generation(state.live) and str(state.live) > bucket:
+                return str(state.live)
+            try:
+                self.ingress.switch(bucket, state.resource_version)
+            except ConflictError:
+                log.info("publish: the Ingress changed while switching; reading it again")
+                continue
+            log.info("publish: switched the Ingress from %s to %s", state.live, bucket)
+            return bucket
+        raise SitemapError(f"the Ingress kept changing; gave up after {SWITCH_ATTEMPTS} attempts")
+
+    def mark_went_live(self, bucket: str) -> None:
+        """Step 7a: remember that this generation served, so it counts as retained."""
+        storage.mark_went_live(self.client, bucket)
+
+    def clean_up(self) -> None:
+        """Step 7b: delete generations beyond --retain and orphans, never the live one."""
+        live = self.ingress.read().live
+        names = storage.generations(self.client)
+        served = {
+            name for name in names if name < str(live) and storage.went_live(self.client, name)
+        }
+        for name in doomed(names, live, served, self.retain):
+            log.info("publish: deleting %s", name)
+            storage.delete_bucket(self.client, name)
+
+    def heal(self, state: IngressState) -> None:
+        """Mark the live generation as served in case a crash came between switch and mark."""
+        if is_generation(state.live) and not storage.went_live(self.client, str(state.live)):
+            names = storage.generations(self.client)
+            if state.live in names:
+                storage.mark_went_live(self.client, str(state.live))
+
+    def status(self) -> Status:
+        """What is live, retained, orphaned, and newer than live (runs in progress or rolled back)."""
+        state = self.ingress.read()
+        with storage.refusals(self.client):
+            names = storage.generations(self.client)
+            served = {name for name in names if storage.went_live(self.client, name)}
+        live = state.live
+        kept = retained(names, live, served, self.retain)
+        older = [n for n in names if is_generation(live) and n < str(live)]
+        orphans = [n for n in older if n not in served]
+        newer = [n for n in names if not is_generation(live) or n > str(live)]
+        return Status(live, kept, orphans, newer)
+
+    def rollback(self, dry_run: bool = False) -> str:
+        """Switch back to the newest retained generation older than the live one."""
+        status = self.status()
+        if not status.retained:
+            raise SitemapError(
+                f"no earlier generation is retained to roll back to from {status.live}"
+            )
+        target = status.retained[0]
+        with storage.refusals(self.client):
+            storage.published_sizes(self.client, target)
+        if dry_run:
+            print(
+                f"plan: switch the Ingress from {status.live} back to {target} (verified complete)"
+            )
+            return target
+        state = self.ingress.read()
+        if state.live != status.live:
+            raise SitemapError(
+                f"the Ingress changed to {state.live} during the rollback; not switching"
+            )
+        try:
+            self.ingress.switch(target, state.resource_version)
+        except ConflictError:
+            raise SitemapError("the Ingress changed during the rollback; not switching") from None
+        log.info("rollback: switched the Ingress from %s to %s", status.live, target)
+        return target
+
+    def _print_plan(self, state: IngressState, bucket: str, base_url: str) -> None:
+        with storage.refusals(self.client):
+            names = storage.generations(self.client)
+            served = {name for name in names if storage.went_live(self.client, name)}
+        after = [*names, bucket]
+        would_delete = doomed(
+            after, bucket, served | ({state.live} if state.live else set()), self.retain
+        )
+        where = f"{self.ingress.namespace}/{self.ingress.name}"
+        print(f"plan: generate sitemaps with index {base_url.rstrip('/')}/sitemap.xml")
+        print(
+            f"plan: create bucket {bucket}, upload every file, allow anonymous s3:GetObject, verify"
+        )
+        print(
+            f"plan: switch ingress {where} from {state.live} to {bucket} (resourceVersion {state.resource_version})"
+        )
+        print(f"plan: delete {', '.join(would_delete) or 'nothing'} (retain {self.retain})")

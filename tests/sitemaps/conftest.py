@@ -1,0 +1,169 @@
+"""A fake Kubernetes API server for the sitemaps Ingress, with the real server's semantics."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from kubernetes import client
+
+from service.sitemaps.ingress import LIVE_LABEL, REWRITE_ANNOTATION, IngressSwitch
+
+PATH = "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}"
+
+
+def status(code: int, reason: str, message: str) -> dict[str, object]:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
+@dataclass
+class FakeKube:
+    """One Ingress in one namespace; verbs listed in `forbidden` answer 403."""
+
+    namespace: str = "web"
+    name: str = "sitemaps"
+    live: str = "sitemaps-pending"
+    resource_version: int = 1
+    exists: bool = True
+    forbidden: set[str] = field(default_factory=set)
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    host: str = ""
+
+    def ingress(self) -> dict[str, object]:
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "resourceVersion": str(self.resource_version),
+                "labels": {LIVE_LABEL: self.live},
+                "annotations": {
+                    REWRITE_ANNOTATION: f"/{self.live}/$2",
+                    "nginx.ingress.kubernetes.io/use-regex": "true",
+                },
+            },
+            "spec": {
+                "rules": [
+                    {
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/sitemaps(/|$)(.*)",
+                                    "pathType": "ImplementationSpecific",
+                                    "backend": {
+                                        "service": {"name": "minio", "port": {"number": 9000}}
+                                    },
+                                }
+                            ]
+                        }
+                    }
+                ]
+            },
+        }
+
+    def handle(
+        self, verb: str, path: str, content_type: str, body: bytes
+    ) -> tuple[int, dict[str, object]]:
+        with self.lock:
+            self.requests.append((verb, path))
+            expected = PATH.format(namespace=self.namespace, name=self.name)
+            if verb in self.forbidden:
+                sa = f"system:serviceaccount:{self.namespace}:sitemap-publisher"
+                return 403, status(
+                    403,
+                    "Forbidden",
+                    (
+                        f'ingresses.networking.k8s.io "{path.rsplit("/", 1)[-1]}" is forbidden: User "{sa}" '
+                        f'cannot {verb} resource "ingresses" in API group "networking.k8s.io" '
+                        f'in the namespace "{self.namespace}"'
+                    ),
+                )
+            if path.split("?")[0] != expected or not self.exists:
+                return 404, status(
+                    404,
+                    "NotFound",
+                    f'ingresses.networking.k8s.io "{path.rsplit("/", 1)[-1]}" not found',
+                )
+            if verb == "get":
+                return 200, self.ingress()
+            if content_type.split(";")[0] != "application/merge-patch+json":
+                return 415, status(
+                    415, "UnsupportedMediaType", f"unsupported patch type {content_type}"
+                )
+            patch = json.loads(body)
+            metadata = patch.get("metadata", {})
+            wanted = metadata.get("resourceVersion")
+            if wanted is not None and wanted != str(self.resource_version):
+                return 409, status(
+                    409,
+                    "Conflict",
+                    (
+                        f'Operation cannot be fulfilled on ingresses.networking.k8s.io "{self.name}": '
+                        "the object has been modified; please apply your changes to the latest version and try again"
+                    ),
+                )
+            bucket = metadata.get("labels", {}).get(LIVE_LABEL, self.live)
+            assert metadata.get("annotations", {}).get(REWRITE_ANNOTATION) == f"/{bucket}/$2"
+            self.live = bucket
+            self.resource_version += 1
+            return 200, self.ingress()
+
+    def switch(self) -> IngressSwitch:
+        configuration = client.Configuration(host=self.host)
+        return IngressSwitch(client.ApiClient(configuration), self.name, self.namespace)
+
+
+def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self, verb: str) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            code, document = fake.handle(
+                verb, self.path, self.headers.get("Content-Type", ""), body
+            )
+            data = json.dumps(document).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            self._answer("get")
+
+        def do_PATCH(self) -> None:
+            self._answer("patch")
+
+        def do_PUT(self) -> None:
+            self._answer("update")
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKube]:
+    fake = FakeKube()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    fake.host = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield fake
+    server.shutdown()
+    server.server_close()

@@ -1,0 +1,59 @@
+"""The Ingress switch through the real kubernetes client against a fake API server."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.sitemaps.errors import SitemapError
+from service.sitemaps.ingress import ConflictError
+
+
+def test_read_and_switch_carry_the_resource_version(kube):
+    switch = kube.switch()
+    state = switch.read()
+    assert (state.live, state.resource_version) == ("sitemaps-pending", "1")
+    after = switch.switch("sitemaps-20261122t101500z-000000-ab", state.resource_version)
+    assert after.resource_version == "2"
+    assert kube.live == "sitemaps-20261122t101500z-000000-ab"
+    assert {verb for verb, _ in kube.requests} == {"get", "patch"}
+
+
+def test_stale_resource_version_is_a_conflict(kube):
+    switch = kube.switch()
+    state = switch.read()
+    switch.switch("sitemaps-20261122t101500z-000000-aa", state.resource_version)
+    with pytest.raises(ConflictError):
+        switch.switch("sitemaps-20261122t101501z-000000-bb", state.resource_version)
+    assert kube.live == "sitemaps-20261122t101500z-000000-aa"
+
+
+def test_missing_ingress_is_one_clear_line(kube):
+    kube.exists = False
+    with pytest.raises(SitemapError, match=r"^ingress 'sitemaps' not found in namespace 'web'$"):
+        kube.switch().read()
+
+
+@pytest.mark.parametrize("verb", ["get", "patch"])
+def test_forbidden_names_the_missing_verb_and_resource(kube, verb):
+    kube.forbidden = {verb}
+    switch = kube.switch()
+    with pytest.raises(SitemapError) as caught:
+        switch.switch("sitemaps-20261122t101500z-000000-ab", switch.read().resource_version)
+    message = str(caught.value)
+    assert message.startswith(
+        f"forbidden: cannot {verb} networking.k8s.io ingresses 'sitemaps' in namespace 'web'"
+    )
+    assert "\n" not in message
+
+
+def test_unreachable_api_server(kube):
+    from kubernetes import client
+
+    from service.sitemaps.ingress import IngressSwitch
+    from tests.conftest import free_port
+
+    host = f"http://127.0.0.1:{free_port()}"
+    configuration = client.Configuration(host=host, retries=0)
+    switch = IngressSwitch(client.ApiClient(configuration), "sitemaps", "web")
+    with pytest.raises(SitemapError, match="Kubernetes API unreachable"):
+        switch.read()
