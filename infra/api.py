@@ -37,6 +37,8 @@ from pulumi_kubernetes.networking.v1 import (
     IngressRuleArgs,
     IngressServiceBackendArgs,
     IngressSpecArgs,
+    NetworkPolicyIngressRuleArgs,
+    NetworkPolicyPortArgs,
     ServiceBackendPortArgs,
 )
 
@@ -44,6 +46,7 @@ from infra.common import (
     APP_UID,
     StorageAccess,
     container_security_context,
+    ingress_policy,
     labels,
     pod_security_context,
     resource_requirements,
@@ -163,6 +166,8 @@ class ImageApi(pulumi.ComponentResource):
                 template=PodTemplateSpecArgs(
                     metadata=ObjectMetaArgs(labels=pod_labels),
                     spec=PodSpecArgs(
+                        # The API never calls the Kubernetes API.
+                        automount_service_account_token=False,
                         security_context=pod_security_context(APP_UID),
                         image_pull_secrets=[
                             LocalObjectReferenceArgs(name=secret)
@@ -182,6 +187,20 @@ class ImageApi(pulumi.ComponentResource):
                     ),
                 ),
             ),
+            opts=child,
+        )
+
+        # Open to every source, since NodePort traffic may arrive from any node's address,
+        # but on the serving port only.
+        ingress_policy(
+            f"{name}-network-policy",
+            namespace=args.namespace,
+            component=COMPONENT,
+            rules=[
+                NetworkPolicyIngressRuleArgs(
+                    ports=[NetworkPolicyPortArgs(protocol="TCP", port=HTTP_PORT)]
+                )
+            ],
             opts=child,
         )
 

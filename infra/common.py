@@ -8,16 +8,30 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_kubernetes.core.v1 import (
     CapabilitiesArgs,
+    ConfigMapProjectionArgs,
+    DownwardAPIProjectionArgs,
+    DownwardAPIVolumeFileArgs,
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
     EnvVarSourceArgs,
+    KeyToPathArgs,
+    ObjectFieldSelectorArgs,
     PodSecurityContextArgs,
+    ProjectedVolumeSourceArgs,
     ResourceRequirementsArgs,
     SeccompProfileArgs,
     SecretKeySelectorArgs,
     SecurityContextArgs,
+    ServiceAccountTokenProjectionArgs,
     VolumeArgs,
     VolumeMountArgs,
+    VolumeProjectionArgs,
+)
+from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.networking.v1 import (
+    NetworkPolicy,
+    NetworkPolicyIngressRuleArgs,
+    NetworkPolicySpecArgs,
 )
 
 from infra.config import PROJECT, Resources
@@ -28,6 +42,15 @@ MINIO_API_PORT = 9000
 MINIO_CONSOLE_PORT = 9001
 MINIO_USER_KEY = "rootUser"
 MINIO_PASSWORD_KEY = "rootPassword"  # noqa: S105 - the key's name inside the Secret, not a value
+# Where the Kubernetes clients look for the pod's API credentials (in-cluster config).
+API_ACCESS_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+API_ACCESS_VOLUME = "kube-api-access"
+API_TOKEN_SECONDS = 3600
+# Labels of the ingress-nginx controller pods, in the minikube addon and upstream's manifests.
+INGRESS_CONTROLLER_LABELS = {
+    "app.kubernetes.io/name": "ingress-nginx",
+    "app.kubernetes.io/component": "controller",
+}
 
 
 def labels(component: str) -> dict[str, str]:
@@ -83,6 +106,72 @@ def tmp_volume(size_limit: str) -> VolumeArgs:
 def tmp_mount() -> VolumeMountArgs:
     """Where `tmp_volume` is mounted."""
     return VolumeMountArgs(name="tmp", mount_path="/tmp")  # noqa: S108 - an emptyDir, not shared
+
+
+def api_access_volume() -> VolumeArgs:
+    """What the automatic token mount projects, for the one pod that calls the Kubernetes API.
+
+    Every pod spec sets automountServiceAccountToken to false; the pod that needs the API
+    mounts this into the container that calls it, with a token that expires within the hour.
+    """
+    return VolumeArgs(
+        name=API_ACCESS_VOLUME,
+        projected=ProjectedVolumeSourceArgs(
+            sources=[
+                VolumeProjectionArgs(
+                    service_account_token=ServiceAccountTokenProjectionArgs(
+                        path="token", expiration_seconds=API_TOKEN_SECONDS
+                    )
+                ),
+                VolumeProjectionArgs(
+                    config_map=ConfigMapProjectionArgs(
+                        name="kube-root-ca.crt", items=[KeyToPathArgs(key="ca.crt", path="ca.crt")]
+                    )
+                ),
+                VolumeProjectionArgs(
+                    downward_api=DownwardAPIProjectionArgs(
+                        items=[
+                            DownwardAPIVolumeFileArgs(
+                                path="namespace",
+                                field_ref=ObjectFieldSelectorArgs(
+                                    api_version="v1", field_path="metadata.namespace"
+                                ),
+                            )
+                        ]
+                    )
+                ),
+            ]
+        ),
+    )
+
+
+def api_access_mount() -> VolumeMountArgs:
+    """Where `api_access_volume` is mounted: the path in-cluster clients read."""
+    return VolumeMountArgs(name=API_ACCESS_VOLUME, mount_path=API_ACCESS_DIR, read_only=True)
+
+
+def ingress_policy(
+    logical_name: str,
+    *,
+    namespace: pulumi.Input[str],
+    component: str,
+    rules: list[NetworkPolicyIngressRuleArgs],
+    opts: pulumi.ResourceOptions,
+) -> NetworkPolicy:
+    """Admit traffic to the pods of `component` only as `rules` allow; no rules admit nothing.
+
+    Only where the cluster's network plugin enforces NetworkPolicy (minikube's default does not).
+    """
+    return NetworkPolicy(
+        logical_name,
+        metadata=ObjectMetaArgs(name=component, namespace=namespace, labels=labels(component)),
+        spec=NetworkPolicySpecArgs(
+            pod_selector=LabelSelectorArgs(match_labels=selector_labels(component)),
+            policy_types=["Ingress"],
+            ingress=rules or None,
+        ),
+        opts=opts,
+    )
 
 
 def secret_value(value: pulumi.Input[str]) -> pulumi.Output[str]:

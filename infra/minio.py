@@ -33,15 +33,22 @@ from pulumi_kubernetes.core.v1 import (
     WeightedPodAffinityTermArgs,
 )
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
+from pulumi_kubernetes.networking.v1 import (
+    NetworkPolicyIngressRuleArgs,
+    NetworkPolicyPeerArgs,
+    NetworkPolicyPortArgs,
+)
 from pulumi_kubernetes.policy.v1 import PodDisruptionBudget, PodDisruptionBudgetSpecArgs
 
 from infra.common import (
+    INGRESS_CONTROLLER_LABELS,
     MINIO_API_PORT,
     MINIO_CONSOLE_PORT,
     MINIO_PASSWORD_KEY,
     MINIO_USER_KEY,
     StorageAccess,
     container_security_context,
+    ingress_policy,
     labels,
     pod_security_context,
     resource_requirements,
@@ -51,13 +58,14 @@ from infra.common import (
     tmp_mount,
     tmp_volume,
 )
-from infra.config import MinioConfig
+from infra.config import PROJECT, MinioConfig
 
 COMPONENT = "minio"
 STATEFULSET_NAME = "minio"
 HEADLESS_SERVICE_NAME = "minio-hl"
 CLIENT_SERVICE_NAME = "minio"
-MINIO_UID = 1000
+# A UID of its own, above the host's range of user accounts (which ends at 9999 or below).
+MINIO_UID = 10002
 DATA_PATH = "/data"
 PDB_MIN_REPLICAS = 4
 
@@ -92,6 +100,26 @@ def server_args(config: MinioConfig, namespace: str) -> list[str]:
         "--certs-dir",
         "/tmp/certs",  # noqa: S108 - the pod's own emptyDir
     ]
+
+
+def _api_port_rule() -> NetworkPolicyIngressRuleArgs:
+    """Only this project's pods (peers, API, sitemap job) and the ingress controller reach MinIO.
+
+    The console is reached with `kubectl port-forward`, which NetworkPolicy does not filter.
+    """
+    return NetworkPolicyIngressRuleArgs(
+        from_=[
+            NetworkPolicyPeerArgs(
+                pod_selector=LabelSelectorArgs(match_labels={"app.kubernetes.io/part-of": PROJECT})
+            ),
+            # The sitemaps Ingress is served by MinIO itself.
+            NetworkPolicyPeerArgs(
+                namespace_selector=LabelSelectorArgs(),
+                pod_selector=LabelSelectorArgs(match_labels=INGRESS_CONTROLLER_LABELS),
+            ),
+        ],
+        ports=[NetworkPolicyPortArgs(protocol="TCP", port=MINIO_API_PORT)],
+    )
 
 
 def _anti_affinity(config: MinioConfig) -> AffinityArgs:
@@ -225,6 +253,7 @@ class MinioCluster(pulumi.ComponentResource):
                 template=PodTemplateSpecArgs(
                     metadata=ObjectMetaArgs(labels=pod_labels),
                     spec=PodSpecArgs(
+                        automount_service_account_token=False,
                         security_context=pod_security_context(MINIO_UID),
                         affinity=_anti_affinity(config),
                         termination_grace_period_seconds=60,
@@ -267,6 +296,14 @@ class MinioCluster(pulumi.ComponentResource):
                 delete_before_replace=True,
                 depends_on=[headless],
             ),
+        )
+
+        ingress_policy(
+            f"{name}-network-policy",
+            namespace=args.namespace,
+            component=COMPONENT,
+            rules=[_api_port_rule()],
+            opts=child,
         )
 
         if config.replicas >= PDB_MIN_REPLICAS:

@@ -45,7 +45,10 @@ from infra.common import (
     APP_UID,
     MINIO_API_PORT,
     StorageAccess,
+    api_access_mount,
+    api_access_volume,
     container_security_context,
+    ingress_policy,
     labels,
     pod_security_context,
     resource_requirements,
@@ -215,6 +218,15 @@ class SitemapPublisher(pulumi.ComponentResource):
             )
             env.append(secret_env("SITEMAP_DATABASE_URL", database.metadata.name, DATABASE_URL_KEY))
 
+        # Nothing connects to a batch job.
+        ingress_policy(
+            f"{name}-network-policy",
+            namespace=args.namespace,
+            component=COMPONENT,
+            rules=[],
+            opts=child,
+        )
+
         cronjob = CronJob(
             name,
             metadata=ObjectMetaArgs(
@@ -238,6 +250,8 @@ class SitemapPublisher(pulumi.ComponentResource):
                             metadata=ObjectMetaArgs(labels=pod_labels),
                             spec=PodSpecArgs(
                                 service_account_name=account.metadata.name,
+                                # The token is mounted explicitly, into the publisher only.
+                                automount_service_account_token=False,
                                 restart_policy="Never",
                                 security_context=pod_security_context(APP_UID),
                                 image_pull_secrets=[
@@ -254,10 +268,10 @@ class SitemapPublisher(pulumi.ComponentResource):
                                         env=env,
                                         resources=resource_requirements(config.resources),
                                         security_context=container_security_context(),
-                                        volume_mounts=[tmp_mount()],
+                                        volume_mounts=[tmp_mount(), api_access_mount()],
                                     )
                                 ],
-                                volumes=[tmp_volume(config.scratch_size)],
+                                volumes=[tmp_volume(config.scratch_size), api_access_volume()],
                             ),
                         ),
                     ),

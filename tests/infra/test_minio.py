@@ -101,10 +101,10 @@ def test_health_probes(stack: Rendered) -> None:
     assert container["livenessProbe"]["httpGet"]["port"] == 9000
 
 
-def test_runs_as_uid_1000_with_on_root_mismatch(stack: Rendered) -> None:
+def test_runs_as_its_own_high_uid_with_on_root_mismatch(stack: Rendered) -> None:
     security = pod_spec(minio(stack))["securityContext"]
-    assert security["runAsUser"] == 1000
-    assert security["fsGroup"] == 1000
+    assert security["runAsUser"] == 10002
+    assert security["fsGroup"] == 10002
     assert security["runAsNonRoot"] is True
     assert security["fsGroupChangePolicy"] == "OnRootMismatch"
 

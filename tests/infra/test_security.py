@@ -8,6 +8,7 @@ import pytest
 from k8s_objects import WORKLOAD_KINDS, containers, env, pod_spec, strings
 from stack_render import Rendered, is_secret
 
+API_ACCESS_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SENSITIVE_ENV = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|TOKEN|DATABASE_URL|ROOT_USER")
 # Old literals of the original design that must never come back.
 KNOWN_LITERALS = ("minio123",)
@@ -44,6 +45,51 @@ def test_every_container_runs_as_non_root_without_capabilities(stack: Rendered) 
             assert "add" not in security["capabilities"]
             assert security.get("privileged", False) is False
             assert security["readOnlyRootFilesystem"] is True
+
+
+def test_every_pod_and_container_uses_the_runtime_default_seccomp_profile(stack: Rendered) -> None:
+    # Pinned here because checkov's CKV_K8S_31 misreads CronJobs and is skipped (.checkov.yaml).
+    for obj in workloads(stack):
+        assert pod_spec(obj)["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        for container in containers(obj):
+            assert container["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_every_workload_runs_as_a_high_uid(stack: Rendered) -> None:
+    # Above the host's user accounts, so a breakout does not land on one of them.
+    uids = {obj["kind"]: pod_spec(obj)["securityContext"]["runAsUser"] for obj in workloads(stack)}
+    assert all(uid >= 10000 for uid in uids.values()), uids
+    assert uids["StatefulSet"] != uids["Deployment"], "MinIO and the app share a UID"
+
+
+def test_no_pod_gets_an_api_token_automatically(stack: Rendered) -> None:
+    for obj in workloads(stack):
+        assert pod_spec(obj)["automountServiceAccountToken"] is False, obj["kind"]
+
+
+def test_only_the_sitemap_job_mounts_a_short_lived_api_token(stack: Rendered) -> None:
+    for obj in workloads(stack):
+        volumes = {v["name"]: v for v in pod_spec(obj).get("volumes", [])}
+        if obj["kind"] != "CronJob":
+            assert not [v for v in volumes.values() if "projected" in v], obj["kind"]
+            for container in containers(obj):
+                mounts = [m["mountPath"] for m in container.get("volumeMounts", [])]
+                assert API_ACCESS_DIR not in mounts
+            continue
+        # The job patches its Ingress, so its publisher gets what automount would give it:
+        # token, cluster CA and namespace, where the Kubernetes client looks for them.
+        sources = volumes["kube-api-access"]["projected"]["sources"]
+        (token,) = [s["serviceAccountToken"] for s in sources if "serviceAccountToken" in s]
+        assert token == {"path": "token", "expirationSeconds": 3600}
+        (ca,) = [s["configMap"] for s in sources if "configMap" in s]
+        assert ca == {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+        (namespace,) = [s["downwardAPI"]["items"][0] for s in sources if "downwardAPI" in s]
+        assert namespace["path"] == "namespace"
+        assert namespace["fieldRef"]["fieldPath"] == "metadata.namespace"
+        (container,) = containers(obj)
+        mount = {m["name"]: m for m in container["volumeMounts"]}["kube-api-access"]
+        assert mount == {"name": "kube-api-access", "mountPath": API_ACCESS_DIR, "readOnly": True}
+        assert pod_spec(obj)["serviceAccountName"] == "sitemap-publisher"
 
 
 def test_every_container_has_requests_and_limits(stack: Rendered) -> None:
