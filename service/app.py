@@ -39,6 +39,8 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
 
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    # Otherwise "/incoming//<name>" answers a 308 redirect in HTML; it is no route, so 404.
+    app.url_map.merge_slashes = False
     storage = Storage(storage_settings, api_settings.storage_timeout_seconds)
     app.extensions["image_api"] = images.ImageApi(storage=storage, fetch_settings=fetch_settings)
 

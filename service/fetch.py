@@ -195,6 +195,9 @@ def fetch(url: str, settings: FetchSettings, *, resolver: Resolver | None = None
 def _parse(url: str, what: str) -> _Target:
     if _UNSAFE_CHARS.search(url):
         raise InvalidUrl(f"{what} contains whitespace or control characters.")
+    if not url.isascii() and _has_surrogates(url):
+        # A lone surrogate (a JSON "\ud800" escape) has no UTF-8 form: it cannot be percent-encoded.
+        raise InvalidUrl(f"{what} is not a valid URL.")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -210,6 +213,14 @@ def _parse(url: str, what: str) -> _Target:
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     path = _NON_ASCII.sub(lambda match: quote(match.group()), path)
     return _Target(parts.scheme, host, port or _DEFAULT_PORTS[parts.scheme], path, literal)
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _host(parts: SplitResult, what: str) -> tuple[str, IPAddress | None]:
