@@ -39,9 +39,25 @@ class StoredObject:
     content_type: str
     size: int
     _response: urllib3.BaseHTTPResponse
+    _first: bytes = b""
+    _rest: Iterator[bytes] | None = None
+
+    def begin(self) -> None:
+        """Read the first chunk now, while an error can still be a 503.
+
+        The WSGI server sends the status with the first chunk: storage stalling before it
+        would otherwise surface there, as the server's own HTML 500.
+        """
+        self._rest = self._response.stream(CHUNK_BYTES)
+        self._first = next(self._rest, b"")
 
     def __iter__(self) -> Iterator[bytes]:
-        return self._response.stream(CHUNK_BYTES)
+        if self._rest is None:
+            self.begin()
+        assert self._rest is not None
+        if self._first:
+            yield self._first
+        yield from self._rest
 
     def close(self) -> None:
         """Give the connection back to the pool; the WSGI server calls this after the body."""
@@ -106,11 +122,17 @@ class Storage:
             response = self._call(self.client.get_object, bucket, name)
         except S3Error as error:
             raise self._classify(error) from None
-        return StoredObject(
+        stored = StoredObject(
             content_type=response.headers.get("Content-Type", "application/octet-stream"),
             size=int(response.headers.get("Content-Length", "0")),
             _response=response,
         )
+        try:
+            stored.begin()
+        except (HTTPError, OSError) as error:
+            stored.close()
+            raise StorageUnavailableError("Storage broke off while sending an object.") from error
+        return stored
 
     def read_into(self, bucket: str, name: str, target: IO[bytes]) -> None:
         """Copy the object into `target`, a chunk at a time."""
