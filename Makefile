@@ -3,7 +3,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: deploy test lint format sync
+.PHONY: deploy test lint format sync fuzz faults load bench
 
 deploy: sync
 	scripts/deploy.sh
@@ -19,6 +19,22 @@ lint: sync
 format: sync
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
+
+# The long forms of what `make test` runs briefly (see the README's Reliability section).
+fuzz: sync
+	FUZZ_EXAMPLES=5000 .venv/bin/pytest tests/service/test_fuzz.py
+
+faults: sync
+	.venv/bin/python bench/faults.py --full
+
+load: sync
+	.venv/bin/python bench/load.py --duration 60 --clients 16
+
+# Benchmarks print figures; greyscale needs Debian's imagemagick and libjpeg-turbo-progs.
+bench: sync
+	.venv/bin/python bench/greyscale.py
+	.venv/bin/python bench/api_throughput.py
+	.venv/bin/python bench/sitemaps.py
 
 # Creates .venv and installs exactly what uv.lock pins (runtime, infra and dev groups).
 sync: $(UV)
