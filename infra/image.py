@@ -19,40 +19,30 @@ from infra.config import ImageConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PULL_POLICY = "IfNotPresent"
-# Never part of the image, and rewritten by local tools, so they must not change the tag.
-_SKIPPED_DIRS = frozenset(
-    {
-        ".git",
-        ".venv",
-        "venv",
-        "__pycache__",
-        ".pytest_cache",
-        ".ruff_cache",
-        ".mypy_cache",
-        "node_modules",
-        ".idea",
-        ".vscode",
-    }
-)
-_SKIPPED_SUFFIXES = (".pyc", ".pyo")
+# What the build reads: the Dockerfile itself and what `.dockerignore` lets into the context.
+# A change anywhere else (README, tests, local caches) must not change the tag.
+_BUILD_INPUTS = ("Dockerfile", ".dockerignore")
+
+
+def dockerignore_allowlist(root: Path) -> list[str]:
+    """The paths `.dockerignore` re-includes after its leading `*`."""
+    lines = (root / ".dockerignore").read_text().splitlines()
+    return [line[1:].strip("/") for line in lines if line.startswith("!")]
 
 
 def context_digest(root: Path) -> str:
-    """SHA-256 over the build context's file names and contents, so each change gets a new tag."""
+    """SHA-256 over the names and contents of the files the build uses."""
     digest = hashlib.sha256()
-    for directory, dirs, files in os.walk(root):
-        dirs[:] = sorted(name for name in dirs if name not in _SKIPPED_DIRS)
-        for name in sorted(files):
-            if name.endswith(_SKIPPED_SUFFIXES):
-                continue
-            path = Path(directory, name)
-            digest.update(path.relative_to(root).as_posix().encode())
-            digest.update(b"\0")
-            if path.is_symlink():
-                digest.update(os.readlink(path).encode())
-            elif path.is_file():
-                digest.update(path.read_bytes())
-            digest.update(b"\0")
+    paths: list[Path] = []
+    for entry in (*_BUILD_INPUTS, *dockerignore_allowlist(root)):
+        path = root / entry
+        if path.is_dir():
+            paths.extend(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        elif path.is_file():
+            paths.append(path)
+    for path in sorted(set(paths)):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 

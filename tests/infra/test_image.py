@@ -9,7 +9,7 @@ from pathlib import Path
 from k8s_objects import containers, pod_spec
 from stack_render import MOCK_DIGEST, Rendered, is_secret, plain
 
-from infra.image import context_digest, docker_config_json
+from infra.image import REPO_ROOT, context_digest, docker_config_json, dockerignore_allowlist
 
 IMAGE_TYPE = "docker-build:index:Image"
 
@@ -44,14 +44,21 @@ def test_dev_loads_into_minikube_docker_without_push(dev: Rendered) -> None:
 
 def test_tag_follows_the_build_context(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
-    (tmp_path / "app.py").write_text("print(1)\n")
+    (tmp_path / ".dockerignore").write_text("*\n!service/\n**/__pycache__\n")
+    (tmp_path / "service").mkdir()
+    (tmp_path / "service" / "app.py").write_text("print(1)\n")
     first = context_digest(tmp_path)
-    cache = tmp_path / "__pycache__"
+    cache = tmp_path / "service" / "__pycache__"
     cache.mkdir()
     (cache / "app.cpython-311.pyc").write_bytes(b"\0")
+    (tmp_path / "README.md").write_text("not in the build context\n")
     assert context_digest(tmp_path) == first
-    (tmp_path / "app.py").write_text("print(2)\n")
+    (tmp_path / "service" / "app.py").write_text("print(2)\n")
     assert context_digest(tmp_path) != first
+
+
+def test_tag_covers_what_the_repository_builds() -> None:
+    assert dockerignore_allowlist(REPO_ROOT) == ["pyproject.toml", "uv.lock", "service"]
 
 
 def test_no_latest_tag_anywhere(stack: Rendered) -> None:
