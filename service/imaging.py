@@ -10,6 +10,8 @@ from typing import IO
 
 from PIL import ExifTags, Image, ImageChops, ImageSequence
 
+from service import deflate
+
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 MAX_FRAMES = 1000
 # zlib level 1: several times faster than the default 6, for somewhat larger files.
@@ -124,8 +126,7 @@ def _png_grey(grey: Image.Image) -> bytes:
     above.paste(0, (0, 0, width, 1))  # the first row has nothing above it
     rows = Image.new("L", (width + 1, height), _PNG_UP_FILTER)  # each row starts with its filter
     rows.paste(ImageChops.subtract_modulo(grey, above), (1, 0))
-    deflate = zlib.compressobj(PNG_COMPRESS_LEVEL, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
-    pixels = deflate.compress(rows.tobytes()) + deflate.flush()
+    pixels = deflate.compress(rows.tobytes(), PNG_COMPRESS_LEVEL, zlib.Z_RLE)
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"".join(
         (_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", pixels), _chunk(b"IEND", b""))
