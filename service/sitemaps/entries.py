@@ -1,71 +1,85 @@
-"""Render batches of `(loc, lastmod)` rows into `<url>` entries."""
+"""Render batches of `(loc, lastmod)` rows into `<url>` entries, one ASCII line each."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from itertools import chain, repeat
+from functools import cached_property
+from itertools import accumulate
+from operator import itemgetter
 
 from service.sitemaps.errors import SitemapError
-from service.sitemaps.locs import escape_batch
-from service.sitemaps.w3c import w3c_batch
+from service.sitemaps.locs import escape_batch, is_clean
+from service.sitemaps.w3c import uniform_w3c, w3c
 
 Row = Sequence[object]
-_OPEN = "<url><loc>"
-_DATED = "</loc><lastmod>"
-_DATED_CLOSE = "</lastmod></url>\n"
-_UNDATED_CLOSE = "</loc></url>\n"
 
 
-@dataclass(frozen=True)
 class Entries:
-    """Escaped locs and W3C lastmods of one batch, rendered into XML on demand by slice."""
+    """The rendered `<url>` lines of one batch, sliced by entry when a file fills up."""
 
-    locs: list[str]
-    lastmods: list[str | None]
-    complete: bool
+    def __init__(self, data: bytes, count: int) -> None:
+        self.data = data
+        self.count = count
 
     def __len__(self) -> int:
-        return len(self.locs)
+        return self.count
 
-    def text(self, start: int, stop: int) -> str:
-        """The `<url>` elements of rows `start:stop`, one per line."""
-        locs = self.locs[start:stop]
-        if not locs:
-            return ""
-        if self.complete:
-            # One C-level join over interleaved pieces is about twice as fast as
-            # formatting each entry; the next entry's opening tag rides along.
-            tail = _DATED_CLOSE + _OPEN
-            pieces = chain.from_iterable(
-                zip(locs, repeat(_DATED), self.lastmods[start:stop], repeat(tail))
-            )
-            return _OPEN + "".join(pieces)[: -len(_OPEN)]
-        return "".join(
-            [self._one(loc, day) for loc, day in zip(locs, self.lastmods[start:stop], strict=True)]
-        )
+    def text(self, start: int, stop: int) -> bytes:
+        """The `<url>` elements of entries `start:stop`, one per line."""
+        if start == 0 and stop == self.count:
+            return self.data
+        ends = self._ends
+        return self.data[ends[start - 1] if start else 0 : ends[stop - 1] if stop else 0]
 
     def size(self, index: int) -> int:
-        """The length in bytes of entry `index` (all entries are ASCII)."""
-        day = self.lastmods[index]
-        if day is None:
-            return len(_OPEN) + len(self.locs[index]) + len(_UNDATED_CLOSE)
-        return len(_OPEN) + len(self.locs[index]) + len(_DATED) + len(day) + len(_DATED_CLOSE)
+        """The length in bytes of entry `index`."""
+        ends = self._ends
+        return ends[index] - (ends[index - 1] if index else 0)
 
-    @staticmethod
-    def _one(loc: str, day: str | None) -> str:
-        if day is None:
-            return f"{_OPEN}{loc}{_UNDATED_CLOSE}"
-        return f"{_OPEN}{loc}{_DATED}{day}{_DATED_CLOSE}"
+    @cached_property
+    def _ends(self) -> list[int]:
+        # Only needed where a file boundary falls inside a batch.
+        return list(accumulate(len(line) + 1 for line in self.data[:-1].split(b"\n")))
 
 
 def render(rows: Sequence[Row]) -> Entries:
-    """The entries of one batch of rows: locs normalized and escaped, lastmods in W3C form."""
+    """The entries of one batch: locs normalized and XML-escaped, lastmods in W3C form."""
     if not rows:
-        return Entries([], [], complete=True)
+        return Entries(b"", 0)
+    return _render_clean(rows) or _render_each(rows)
+
+
+def _render_clean(rows: Sequence[Row]) -> Entries | None:
+    """The whole batch with a few C-level passes, or None unless every row is already clean.
+
+    Clean rows are pairs of str: a loc that `is_clean`, and lastmods of one W3C shape.
+    """
     try:
-        locs, lastmods = zip(*rows, strict=True)
-    except ValueError:
-        raise SitemapError("every row must be (loc, lastmod)") from None
-    dates, complete = w3c_batch(lastmods)
-    return Entries(escape_batch(locs), dates, complete)
+        locs = "\n".join(map(itemgetter(0), rows))  # TypeError unless all are str
+        days = "\n".join(map(itemgetter(1), rows))
+        if not (is_clean(locs, len(rows)) and uniform_w3c(days, len(rows))):
+            return None
+        text = "".join(
+            [f"<url><loc>{loc}</loc><lastmod>{day}</lastmod></url>\n" for loc, day in rows]
+        )
+    except (TypeError, ValueError, IndexError):
+        return None  # wrong row shapes: the careful path says so
+    data = text.encode("ascii")
+    # `&` is the only XML special character a clean loc can hold, and tags have none.
+    return Entries(data.replace(b"&", b"&amp;") if "&" in locs else data, len(rows))
+
+
+def _render_each(rows: Sequence[Row]) -> Entries:
+    if any(len(row) != 2 for row in rows):
+        raise SitemapError("every row must be (loc, lastmod)")
+    locs = escape_batch([row[0] for row in rows])
+    days = [w3c(row[1]) for row in rows]
+    text = "".join(
+        [
+            f"<url><loc>{loc}</loc></url>\n"
+            if day is None
+            else f"<url><loc>{loc}</loc><lastmod>{day}</lastmod></url>\n"
+            for loc, day in zip(locs, days, strict=True)
+        ]
+    )
+    return Entries(text.encode("ascii"), len(rows))

@@ -48,21 +48,32 @@ def escape_batch(locs: Sequence[object]) -> list[str]:
         joined = "\n".join(locs)  # type: ignore[arg-type]
     except TypeError:
         joined = ""
-    if not _clean(joined, len(locs)):
+    if not is_clean(joined, len(locs)):
         joined = "\n".join([normalize(loc) for loc in locs])
     return xml_escape(joined).split("\n")
 
 
-def _clean(joined: str, count: int) -> bool:
+def is_clean(joined: str, count: int) -> bool:
+    """Whether `count` locs joined by newlines are printable ASCII http(s) URLs needing no change.
+
+    Clean locs need no percent-encoding, and `&` is the only XML special character
+    in them, so escaping is one replace over rendered text.
+    """
     # A few C-level passes over the joined batch cost far less than parsing
     # millions of URLs one by one; bytes methods skip the Unicode tables.
-    if count == 0 or not joined.isascii():
+    if count == 0 or not joined.isascii() or any(char in joined for char in "<>'\""):
         return False
     raw = joined.encode("ascii")
     separators_only = len(raw) - len(raw.translate(None, _CONTROL_OR_SPACE)) == count - 1
     return (
         separators_only
         and raw.startswith((b"http://", b"https://"))
-        and raw.count(b"\nhttp") == count - 1
+        and _all_lines_http(raw, count - 1)
         and (b"%" not in raw or not _STRAY_PERCENT_BYTES.search(raw))
     )
+
+
+def _all_lines_http(raw: bytes, lines: int) -> bool:
+    # Whether every line after the first starts with a scheme; one pass when all are https.
+    https = raw.count(b"\nhttps://")
+    return https == lines or https + raw.count(b"\nhttp://") == lines

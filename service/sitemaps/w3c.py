@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import cast
 
 from service.sitemaps.errors import SitemapError
 
@@ -32,23 +30,12 @@ def w3c(value: object) -> str | None:
     raise SitemapError(f"lastmod {value!r} is not a date or datetime")
 
 
-def w3c_batch(values: Sequence[object]) -> tuple[list[str | None], bool]:
-    """Every value as a W3C datetime, and whether none is missing; fast for uniform W3C strings."""
-    try:
-        joined = "\n".join(values)  # type: ignore[arg-type]
-    except TypeError:
-        joined = ""
-    if joined and _uniform_w3c(joined, cast("Sequence[str]", values)):
-        return list(cast("Sequence[str]", values)), True
-    dates = [w3c(value) for value in values]
-    return dates, None not in dates
-
-
-def _uniform_w3c(joined: str, values: Sequence[str]) -> bool:
+def uniform_w3c(joined: str, count: int) -> bool:
+    """Whether `count` values joined by newlines are W3C datetimes that all share one shape."""
     # A regex over millions of strings costs seconds; a DB column is usually one
     # fixed shape, so check it column by column with C-speed slices instead.
-    first = values[0]
-    width, count, stride = len(first), len(values), len(first) + 1
+    width = joined.find("\n") if count > 1 else len(joined)
+    first, stride = joined[:width], width + 1
     if not (joined.isascii() and _W3C.fullmatch(first)):
         return False
     raw = joined.encode("ascii")

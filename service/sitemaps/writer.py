@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gzip
+import multiprocessing
 import queue
-from collections.abc import Callable, Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from typing import Protocol, TypeVar, runtime_checkable
 
 from service.sitemaps.entries import Entries, Row, render
 from service.sitemaps.errors import SitemapError
@@ -71,10 +78,10 @@ class _OpenFile:
         self._done: Future[int] = pool.submit(_compress, path, self._chunks, level)
         self._put(URLSET_HEAD.encode())
 
-    def write(self, text: str, urls: int) -> None:
+    def write(self, data: bytes, urls: int) -> None:
         self.urls += urls
-        self.bytes += len(text)
-        self._put(text.encode("ascii"))
+        self.bytes += len(data)
+        self._put(data)
 
     def close(self) -> Future[int]:
         self._put(URLSET_TAIL.encode())
@@ -111,24 +118,23 @@ def _compress(path: Path, chunks: queue.Queue[bytes | None], level: int) -> int:
 
 
 class SitemapWriter:
-    """Splits entries into files at the URL or byte limit and writes the index."""
+    """Splits entries into files at the URL or byte limit; gzip runs in worker threads."""
 
     def __init__(
         self,
         out_dir: Path,
-        base_url: str,
         limits: Limits = Limits(),
         level: int = GZIP_LEVEL,
         workers: int = 2,
+        prefix: str = "sitemap-",
     ) -> None:
         self.out_dir = out_dir
-        self.base_url = base_url.rstrip("/")
         self.limits = limits
         self.level = level
+        self.prefix = prefix
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="gzip")
         self._current: _OpenFile | None = None
-        self._closed: list[tuple[str, Path, int, Future[int]]] = []
-        self.urls = 0
+        self._closed: list[tuple[Path, int, Future[int]]] = []
         if limits.max_bytes < len(URLSET_HEAD) + len(URLSET_TAIL) + 1 or limits.max_urls < 1:
             raise SitemapError("sitemap file limits are too small for any URL")
 
@@ -139,8 +145,8 @@ class SitemapWriter:
             current = self._current or self._open()
             room = self.limits.max_bytes - len(URLSET_TAIL) - current.bytes
             stop = min(len(entries), start + self.limits.max_urls - current.urls)
-            text = entries.text(start, stop)
-            if len(text) > room:
+            data = entries.text(start, stop)
+            if len(data) > room:
                 stop = _fitting(entries, start, stop, room)
                 if stop == start and current.urls == 0:
                     raise SitemapError(
@@ -149,26 +155,22 @@ class SitemapWriter:
                 current.write(entries.text(start, stop), stop - start)
                 self._close()
             else:
-                current.write(text, stop - start)
+                current.write(data, stop - start)
                 if current.urls == self.limits.max_urls:
                     self._close()
-            self.urls += stop - start
             start = stop
 
-    def finish(self, generated_at: datetime | None = None) -> Generation:
-        """Close the last file, wait for compression and write the index."""
-        if self._current is None and not self._closed:
-            self._open()  # an empty source still gets a valid, empty sitemap
+    def finish(self, at_least_one: bool = True) -> list[SitemapFile]:
+        """Close the last file and wait for compression; an empty source still gets one file."""
+        if self._current is None and not self._closed and at_least_one:
+            self._open()
         self._close()
         files = [
-            SitemapFile(name, path, done.result(), urls, "application/gzip")
-            for name, path, urls, done in self._closed
+            SitemapFile(path.name, path, done.result(), urls, "application/gzip")
+            for path, urls, done in self._closed
         ]
         self._pool.shutdown()
-        if len(files) > MAX_INDEX_ENTRIES:
-            raise SitemapError(f"{len(files)} sitemap files exceed the index limit of 50,000")
-        files.append(self._write_index(files, generated_at or datetime.now(UTC)))
-        return Generation(tuple(files), self.urls)
+        return files
 
     def abort(self) -> None:
         """Stop the workers after a failure; partial files stay behind."""
@@ -177,27 +179,33 @@ class SitemapWriter:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _open(self) -> _OpenFile:
-        name = f"sitemap-{len(self._closed) + 1:05d}.xml.gz"
+        name = f"{self.prefix}{len(self._closed) + 1:05d}.xml.gz"
         self._current = _OpenFile(self._pool, self.out_dir / name, self.level)
         return self._current
 
     def _close(self) -> None:
         current, self._current = self._current, None
         if current is not None:
-            self._closed.append((current.path.name, current.path, current.urls, current.close()))
+            self._closed.append((current.path, current.urls, current.close()))
 
-    def _write_index(self, files: Sequence[SitemapFile], generated_at: datetime) -> SitemapFile:
-        lastmod = generated_at.astimezone(UTC).isoformat(timespec="seconds")
-        locs = escape_batch([f"{self.base_url}/{file.name}" for file in files])
-        path = self.out_dir / INDEX_NAME
-        with path.open("w", encoding="ascii", newline="\n") as out:
-            out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-            out.write('<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n')
-            out.writelines(
-                f"<sitemap><loc>{loc}</loc><lastmod>{lastmod}</lastmod></sitemap>\n" for loc in locs
-            )
-            out.write("</sitemapindex>\n")
-        return SitemapFile(INDEX_NAME, path, path.stat().st_size, 0, "application/xml")
+
+def write_index(
+    out_dir: Path, base_url: str, files: Sequence[SitemapFile], generated_at: datetime
+) -> SitemapFile:
+    """The sitemap index listing every file under `base_url`."""
+    if len(files) > MAX_INDEX_ENTRIES:
+        raise SitemapError(f"{len(files)} sitemap files exceed the index limit of 50,000")
+    lastmod = generated_at.astimezone(UTC).isoformat(timespec="seconds")
+    locs = escape_batch([f"{base_url.rstrip('/')}/{file.name}" for file in files])
+    path = out_dir / INDEX_NAME
+    with path.open("w", encoding="ascii", newline="\n") as out:
+        out.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+        out.write('<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n')
+        out.writelines(
+            f"<sitemap><loc>{loc}</loc><lastmod>{lastmod}</lastmod></sitemap>\n" for loc in locs
+        )
+        out.write("</sitemapindex>\n")
+    return SitemapFile(INDEX_NAME, path, path.stat().st_size, 0, "application/xml")
 
 
 def _fitting(entries: Entries, start: int, stop: int, room: int) -> int:
@@ -209,24 +217,197 @@ def _fitting(entries: Entries, start: int, stop: int, room: int) -> int:
     return stop
 
 
+class Snapshot(Protocol):
+    """The source's rows as one worker process sees them."""
+
+    def count(self) -> int: ...
+
+    def rows(self, offset: int) -> Iterator[Sequence[Row]]: ...
+
+
+class Tail(Protocol):
+    """What a worker process is given (so it must pickle) to read the rest of the rows."""
+
+    def snapshot(self) -> AbstractContextManager[Snapshot]: ...
+
+
+@runtime_checkable
+class Splittable(Protocol):
+    """A source whose rows this process reads from the start and a worker from an offset."""
+
+    def split(
+        self,
+    ) -> AbstractContextManager[tuple[Iterator[Sequence[Row]], Tail] | None]: ...
+
+
 def write_sitemaps(
     batches: Iterable[Sequence[Row]],
     out_dir: Path,
     base_url: str,
     limits: Limits = Limits(),
     on_progress: Callable[[int], None] | None = None,
+    parallel: bool = True,
 ) -> Generation:
-    """Render and write every batch of rows into `out_dir`; the real generation step."""
+    """Render and write every batch of rows into `out_dir`; the real generation step.
+
+    A `Splittable` source is shared with one worker process, so that both cores read,
+    render and compress (threads would serialize on the GIL): see `_write_split`.
+    Other sources stream through this process alone.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*out_dir.glob("sitemap-*.xml.gz"), out_dir / INDEX_NAME]:
-        stale.unlink(missing_ok=True)
-    writer = SitemapWriter(out_dir, base_url, limits)
+    for stale in [*out_dir.glob("sitemap-*.xml.gz"), *out_dir.glob("part-*.xml.gz")]:
+        stale.unlink()
+    (out_dir / INDEX_NAME).unlink(missing_ok=True)
+    progress = on_progress or (lambda _: None)
+    if parallel and isinstance(batches, Splittable):
+        with batches.split() as split:
+            if split is not None:
+                files = _write_split(*split, out_dir, limits, progress)
+                return _generation(out_dir, base_url, files)
+    files = _write_files(batches, out_dir, limits, progress, "sitemap-")
+    return _generation(out_dir, base_url, files)
+
+
+def _generation(out_dir: Path, base_url: str, files: list[SitemapFile]) -> Generation:
+    index = write_index(out_dir, base_url, files, datetime.now(UTC))
+    return Generation((*files, index), sum(file.urls for file in files))
+
+
+def _write_files(
+    batches: Iterable[Sequence[Row]],
+    out_dir: Path,
+    limits: Limits,
+    on_progress: Callable[[int], None],
+    prefix: str,
+    at_least_one: bool = True,
+) -> list[SitemapFile]:
+    writer = SitemapWriter(out_dir, limits, prefix=prefix)
     try:
         for rows in batches:
             writer.add(render(rows))
-            if on_progress is not None:
-                on_progress(len(rows))
-        return writer.finish()
+            on_progress(len(rows))
+        return writer.finish(at_least_one)
     except BaseException:
         writer.abort()
         raise
+
+
+def _write_split(
+    head: Iterator[Sequence[Row]],
+    tail: Tail,
+    out_dir: Path,
+    limits: Limits,
+    on_progress: Callable[[int], None],
+) -> list[SitemapFile]:
+    """Write the rows up to a split point here, and the rest in a worker process.
+
+    Once a first file is full, the worker starts, opens its snapshot and counts the
+    rows (while this process keeps writing), and this process answers with the split
+    point: the multiple of the per-file URL limit that leaves each about half of what
+    remains. Files are then renamed into one sequence, so unless the byte limit ends a
+    file early, the output is byte for byte what one process would write.
+    """
+    # 'spawn': a fork would copy open database connections and threads into the child.
+    context = multiprocessing.get_context("spawn")
+    # Rows written by the worker, for progress: it is the only writer, so no lock.
+    done = context.RawValue(ctypes.c_int64, 0)
+    channel, worker_end = context.Pipe()
+    worker: BaseProcess | None = None
+    writer = SitemapWriter(out_dir, limits)
+    position, stop, seen = 0, -1, 0
+    try:
+        for batch in head:
+            rows = batch[: stop - position] if stop >= 0 else batch
+            writer.add(render(rows))
+            position += len(rows)
+            total = done.value
+            on_progress(len(rows) + total - seen)
+            seen = total
+            if position == stop:
+                break
+            if worker is None and position >= limits.max_urls:
+                worker = context.Process(
+                    target=_worker,
+                    args=(tail, out_dir, limits, done, worker_end),
+                    name="sitemaps-worker",
+                    daemon=True,
+                )
+                worker.start()
+                worker_end.close()  # so that a dead worker reads as EOF here
+            elif worker is not None and stop < 0 and channel.poll():
+                stop = _split_point(position, _answer(channel, int), limits.max_urls)
+                channel.send(stop)
+        files = writer.finish()
+        if worker is not None:
+            if stop < 0:  # the rows ran out before the worker had counted them
+                _answer(channel, int)
+                channel.send(position)
+            files.extend(_answer(channel, list))
+            on_progress(done.value - seen)
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        channel.close()
+        worker_end.close()
+        if worker is not None:
+            if worker.is_alive():
+                worker.terminate()
+            worker.join()
+    renamed = []
+    for number, file in enumerate(files, start=1):
+        path = out_dir / f"sitemap-{number:05d}.xml.gz"
+        if path != file.path:
+            file.path.rename(path)
+        renamed.append(replace(file, name=path.name, path=path))
+    return renamed
+
+
+def _split_point(position: int, count: int, multiple: int) -> int:
+    if count < 0:  # the worker could not count: this process reads everything
+        return sys.maxsize
+    half = max(position, (position + count + 1) // 2)
+    return -(-half // multiple) * multiple
+
+
+T = TypeVar("T")
+
+
+def _answer(channel: Connection, kind: type[T]) -> T:
+    try:
+        message = channel.recv()
+    except EOFError:
+        raise SitemapError("the sitemap worker process died") from None
+    if isinstance(message, str):
+        raise SitemapError(message)
+    if not isinstance(message, kind):
+        raise SitemapError(f"the sitemap worker process sent {message!r}")
+    return message
+
+
+def _worker(
+    tail: Tail, out_dir: Path, limits: Limits, done: ctypes.c_int64, channel: Connection
+) -> None:
+    """The worker process: count, learn the split point, write the rest, send the files."""
+
+    def progress(rows: int) -> None:
+        done.value += rows
+
+    try:
+        with tail.snapshot() as snapshot:
+            try:
+                count = snapshot.count()
+            except SitemapError:
+                # Typically "database is locked": a writer waits for the main process's
+                # read lock and keeps new readers out; the main process then reads it all.
+                count = -1
+            channel.send(count)
+            start: int = channel.recv()
+            rows = snapshot.rows(start) if start < count else iter(())
+            channel.send(_write_files(rows, out_dir, limits, progress, "part-", at_least_one=False))
+    except SitemapError as error:
+        channel.send(str(error))
+    except Exception as error:
+        channel.send(f"sitemap worker: {type(error).__name__}: {error}")
+    finally:
+        channel.close()
