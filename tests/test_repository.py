@@ -45,3 +45,8 @@ def test_shell_scripts_pass_shellcheck() -> None:
     scripts = [str(path.relative_to(ROOT)) for path in (ROOT / "scripts").glob("*.sh")]
     result = run(str(BIN / "shellcheck"), ".ci/run", *scripts)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_no_type_errors() -> None:
+    result = run(str(BIN / "mypy"))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -102,7 +102,8 @@ class IngressSwitch:
             raise self._explain("patch", error) from None
         except urllib3.exceptions.HTTPError as error:
             raise self._explain("patch", error) from None
-        return IngressState(bucket, ingress.metadata.resource_version if ingress.metadata else "")
+        metadata = ingress.metadata
+        return IngressState(bucket, (metadata.resource_version if metadata else None) or "")
 
     def _explain(self, verb: str, error: Exception) -> SitemapError:
         where = f"networking.k8s.io ingresses '{self.name}' in namespace '{self.namespace}'"
