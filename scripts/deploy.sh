@@ -42,16 +42,20 @@ pulumi up --yes --stack "$STACK"
 url="$(pulumi stack output api_url --stack "$STACK")"
 host_header=()
 ingress_host="$(pulumi config get --path api.host --stack "$STACK" 2>/dev/null || true)"
-target="http://$(minikube ip)"
+# With the docker driver on macOS or Windows, minikube's IP is unreachable: use `minikube tunnel`
+# and INGRESS_ADDRESS=127.0.0.1.
+target="http://${INGRESS_ADDRESS:-$(minikube ip)}"
 if [ -n "$ingress_host" ]; then
     host_header=(-H "Host: $ingress_host")
 fi
 
 echo "==> waiting for $target/readyz through the Ingress"
 for _ in $(seq 1 60); do
-    if curl -fsS --max-time 5 "${host_header[@]}" "$target/readyz" >/dev/null 2>&1; then
+    if curl -fsS --max-time 5 ${host_header[@]+"${host_header[@]}"} "$target/readyz" >/dev/null 2>&1; then
         echo "The image API is ready: $url"
-        [ -n "$ingress_host" ] && echo "(add '$(minikube ip) $ingress_host' to /etc/hosts, or send 'Host: $ingress_host')"
+        if [ -n "$ingress_host" ]; then
+            echo "(add '${target#http://} $ingress_host' to /etc/hosts, or send 'Host: $ingress_host')"
+        fi
         exit 0
     fi
     sleep 5
