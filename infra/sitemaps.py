@@ -64,14 +64,16 @@ from infra.config import IngressConfig, SitemapsConfig
 COMPONENT = "sitemap-publisher"
 INGRESS_NAME = "sitemaps"
 WORKLOAD_NAME = "sitemap-publisher"
-PLACEHOLDER_BUCKET = "sitemaps-pending"
 REWRITE_ANNOTATION = "nginx.ingress.kubernetes.io/rewrite-target"
 LIVE_BUCKET_LABEL = "kube-image-processing/live-bucket"
 SITEMAPS_PATH = "/sitemaps(/|$)(.*)"
 JOB_COMMAND = ["python", "-m", "service.sitemaps", "publish"]
 DATABASE_URL_KEY = "url"
-# The two fields that the job patches at run time; bracket notation because the keys hold
-# dots and slashes. Without them the next `pulumi up` would switch the Ingress back (pitfall 8).
+# The two fields that the job patches at run time (pitfall 8). The program never declares them,
+# so under server-side apply Pulumi's field manager never owns them and never sends them: a
+# declared placeholder would conflict with the job's value on the next update of this Ingress,
+# because pulumi-kubernetes cannot carry a live value over for a key holding dots. Ignoring
+# them as well keeps any other diff path (client-side apply, refresh) from touching them.
 SWITCHED_FIELDS = (
     f'metadata.annotations["{REWRITE_ANNOTATION}"]',
     f'metadata.labels["{LIVE_BUCKET_LABEL}"]',
@@ -90,11 +92,6 @@ class SitemapPublisherArgs:
     storage: StorageAccess
     processed_bucket: str
     pull_secret_names: list[pulumi.Output[str]] = field(default_factory=list)
-
-
-def rewrite_target(bucket: str) -> str:
-    """The rewrite that serves `/sitemaps/<file>` from `/<bucket>/<file>` in MinIO."""
-    return f"/{bucket}/$2"
 
 
 class SitemapPublisher(pulumi.ComponentResource):
@@ -118,10 +115,10 @@ class SitemapPublisher(pulumi.ComponentResource):
                 # A fixed name: the Role's resourceNames and the job's SITEMAP_INGRESS use it.
                 name=INGRESS_NAME,
                 namespace=args.namespace,
-                labels={**labels("sitemaps"), LIVE_BUCKET_LABEL: PLACEHOLDER_BUCKET},
+                labels=labels("sitemaps"),
+                # No rewrite-target until the first publication: the job adds it (see above).
                 annotations={
                     "nginx.ingress.kubernetes.io/use-regex": "true",
-                    REWRITE_ANNOTATION: rewrite_target(PLACEHOLDER_BUCKET),
                     **skip_await_annotations(args.ingress.skip_await),
                 },
             ),
