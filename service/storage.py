@@ -73,9 +73,21 @@ class Storage:
         self.processed = settings.processed_bucket
         http = urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=min(2.0, timeout_seconds), read=timeout_seconds),
-            # One quick retry of a refused connection, none of a read: a stopped server must
-            # not multiply the time a request waits.
-            retries=urllib3.Retry(total=1, connect=1, read=0, redirect=0, status=0, other=0),
+            # One quick retry of a refused connection and of a 5xx answer (S3 asks clients to
+            # retry InternalError, and every call here is idempotent: objects are named by their
+            # bytes), none of a read: a stopped server must not multiply the time a request waits.
+            retries=urllib3.Retry(
+                total=2,
+                connect=1,
+                read=0,
+                redirect=0,
+                status=1,
+                other=0,
+                allowed_methods=None,
+                status_forcelist=(500, 502, 503, 504),
+                respect_retry_after_header=False,
+                raise_on_status=False,
+            ),
             maxsize=16,
         )
         self.client = Minio(
