@@ -34,7 +34,8 @@ class FakeKube:
 
     namespace: str = "web"
     name: str = "sitemaps"
-    live: str = "sitemaps-pending"
+    # None: as Pulumi creates it, before any publication has set the label and the rewrite.
+    live: str | None = None
     resource_version: int = 1
     exists: bool = True
     forbidden: set[str] = field(default_factory=set)
@@ -50,11 +51,10 @@ class FakeKube:
                 "name": self.name,
                 "namespace": self.namespace,
                 "resourceVersion": str(self.resource_version),
-                "labels": {LIVE_LABEL: self.live},
-                "annotations": {
-                    REWRITE_ANNOTATION: f"/{self.live}/$2",
-                    "nginx.ingress.kubernetes.io/use-regex": "true",
-                },
+                "labels": {"app.kubernetes.io/name": "sitemaps"}
+                | ({LIVE_LABEL: self.live} if self.live else {}),
+                "annotations": {"nginx.ingress.kubernetes.io/use-regex": "true"}
+                | ({REWRITE_ANNOTATION: f"/{self.live}/$2"} if self.live else {}),
             },
             "spec": {
                 "rules": [
