@@ -8,7 +8,6 @@ import ipaddress
 import json
 import os
 import socket
-import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,7 @@ from PIL import Image
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from service.app import create_app
+from tests.servers import serving
 
 BIG_BYTES = 20 * 1024 * 1024
 MAX_DOWNLOAD_BYTES = 24 * 1024 * 1024
@@ -174,14 +174,8 @@ class Api:
 
 def serve(env: Mapping[str, str]) -> Iterator[Api]:
     app = create_app(env)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(make_server("127.0.0.1", 0, app, threaded=True)) as server:
         yield Api(server)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def api_env(storage_env: Mapping[str, str], **extra: str) -> dict[str, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +18,8 @@ from api_support import (
     serve,
 )
 
+from tests.servers import serving
+
 
 @pytest.fixture(scope="session")
 def images() -> dict[str, bytes]:
@@ -27,12 +28,8 @@ def images() -> dict[str, bytes]:
 
 @pytest.fixture(scope="session")
 def origin(images: dict[str, bytes]) -> Iterator[OriginServer]:
-    server = OriginServer(images)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(OriginServer(images)) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import hashlib
 import http.client
 import json
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,6 +31,8 @@ from hostile_corpus import (
     build_payloads,
 )
 
+from tests.servers import serving
+
 PHOTO = "photo.png"
 
 
@@ -42,12 +43,8 @@ def payloads() -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def image_origin(payloads: dict[str, bytes]) -> Iterator[OriginServer]:
-    server = OriginServer(payloads)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(OriginServer(payloads)) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -10,6 +9,7 @@ import pytest
 
 from service.settings import StorageSettings
 from service.storage import Storage, StorageUnavailableError
+from tests.servers import serving
 
 
 class FlakyS3(BaseHTTPRequestHandler):
@@ -46,8 +46,6 @@ class FlakyS3(BaseHTTPRequestHandler):
 def flaky() -> Iterator[tuple[type[FlakyS3], Storage]]:
     handler = type("Handler", (FlakyS3,), {"failures": 0, "seen": 0, "requests": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     settings = StorageSettings.from_env(
         {
             "MINIO_ENDPOINT": f"127.0.0.1:{server.server_address[1]}",
@@ -55,9 +53,8 @@ def flaky() -> Iterator[tuple[type[FlakyS3], Storage]]:
             "MINIO_SECRET_KEY": "b",
         }
     )
-    yield handler, Storage(settings, timeout_seconds=2)
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield handler, Storage(settings, timeout_seconds=2)
 
 
 def test_one_internal_error_is_retried(flaky: tuple[type[FlakyS3], Storage]) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from service.settings import StorageSettings
 from service.storage import Storage, StorageUnavailableError
+from tests.servers import serving
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,11 +59,9 @@ class _Server(ThreadingHTTPServer):
 def stalling_s3() -> Iterator[int]:
     server = _Server(("127.0.0.1", 0), _StallingS3)
     server.release = threading.Event()
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield int(server.server_address[1])
-    server.release.set()
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield int(server.server_address[1])
+        server.release.set()
 
 
 def test_a_body_that_never_starts_is_storage_unavailable(stalling_s3: int):

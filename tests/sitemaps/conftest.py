@@ -12,6 +12,7 @@ import pytest
 from kubernetes import client
 
 from service.sitemaps.ingress import LIVE_LABEL, REWRITE_ANNOTATION, IngressSwitch
+from tests.servers import serving
 
 PATH = "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}"
 
@@ -162,8 +163,5 @@ def kube() -> Iterator[FakeKube]:
     fake = FakeKube()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.host = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
+    with serving(server):
+        yield fake
