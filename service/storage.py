@@ -171,21 +171,19 @@ class Storage:
         if not self._buckets_ready:
             self._ensure_once()
         start = data.tell()
-        try:
-            self._put(bucket, name, data, size, content_type, metadata)
-        except S3Error as error:
-            if error.code != "NoSuchBucket":
-                raise StorageUnavailableError(
-                    f"Storage refused to store the object ({error.code})."
-                ) from None
+        for retry in (False, True):
+            try:
+                self._put(bucket, name, data, size, content_type, metadata)
+                return
+            except S3Error as error:
+                if retry or error.code != "NoSuchBucket":
+                    raise StorageUnavailableError(
+                        f"Storage refused to store the object ({error.code})."
+                    ) from None
+            # Storage lost its buckets (a restart of an empty server): make them, then once more.
             self._buckets_ready = False
             self._ensure_once()
             data.seek(start)
-            try:
-                self._put(bucket, name, data, size, content_type, metadata)
-            except S3Error as again:
-                msg = f"Storage refused to store the object ({again.code})."
-                raise StorageUnavailableError(msg) from None
 
     def put_if_absent(
         self, bucket: str, name: str, data: IO[bytes], size: int, content_type: str
