@@ -7,7 +7,6 @@ import secrets
 from datetime import UTC, datetime
 
 PREFIX = "sitemaps-"
-PENDING = "sitemaps-pending"
 _GENERATION = re.compile(r"sitemaps-\d{8}t\d{6}z(?:-\d{6}-[0-9a-f]{2})?")
 
 
@@ -18,5 +17,5 @@ def new_bucket_name(now: datetime | None = None) -> str:
 
 
 def is_generation(name: str | None) -> bool:
-    """Whether a bucket name is one of ours (the pending placeholder is not)."""
+    """Whether a bucket name (or the Ingress's live label) names one of our generations."""
     return name is not None and _GENERATION.fullmatch(name) is not None
