@@ -7,7 +7,6 @@ import io
 import ipaddress
 import json
 import os
-import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -231,10 +230,3 @@ def error_of(response: urllib3.BaseHTTPResponse) -> str:
     assert body["error"]
     assert "Traceback" not in body["error"]
     return body["error"]
-
-
-def unused_port() -> int:
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

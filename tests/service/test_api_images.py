@@ -9,8 +9,10 @@ import re
 import threading
 
 import pytest
-from api_support import BIG_BYTES, Api, OriginServer, error_of, sha256, unused_port
+from api_support import BIG_BYTES, Api, OriginServer, error_of, sha256
 from PIL import Image
+
+from tests.servers import free_port
 
 CONVERTIBLE = {
     "photo.jpg": ("image/jpeg", "JPEG", "L"),
@@ -207,7 +209,7 @@ def test_origin_failure_is_502(api: Api, origin: OriginServer, name: str):
 
 
 def test_origin_refusing_connections_is_502(api: Api):
-    response = api.post("/incoming", {"url": f"http://127.0.0.1:{unused_port()}/x.png"})
+    response = api.post("/incoming", {"url": f"http://127.0.0.1:{free_port()}/x.png"})
     assert response.status == 502
     error_of(response)
 

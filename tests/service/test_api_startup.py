@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import urllib3
-from api_support import unused_port
+
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -55,11 +56,10 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize(("settings", "name"), BAD)
-def test_bad_settings_stop_the_factory_with_one_line(settings: dict[str, str], name: str):
-    code = "from service.app import create_app; create_app()"
+def stopped_with_one_line(command: list[str], settings: dict[str, str], name: str) -> int:
+    """Run `command` with bad settings: it prints one line naming `name`; its exit code."""
     done = subprocess.run(
-        [sys.executable, "-c", code],
+        command,
         cwd=ROOT,
         env=clean_env(**settings),
         capture_output=True,
@@ -67,11 +67,17 @@ def test_bad_settings_stop_the_factory_with_one_line(settings: dict[str, str], n
         timeout=60,
         check=False,
     )
-    assert done.returncode == 2
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ")
     assert name in lines[0]
+    return done.returncode
+
+
+@pytest.mark.parametrize(("settings", "name"), BAD)
+def test_bad_settings_stop_the_factory_with_one_line(settings: dict[str, str], name: str):
+    code = "from service.app import create_app; create_app()"
+    assert stopped_with_one_line([sys.executable, "-c", code], settings, name) == 2
 
 
 @pytest.mark.parametrize(
@@ -82,25 +88,13 @@ def test_bad_settings_stop_the_factory_with_one_line(settings: dict[str, str], n
     ],
 )
 def test_bad_settings_stop_gunicorn_with_one_line(settings: dict[str, str], name: str):
-    done = subprocess.run(
-        [GUNICORN, "--config", "python:service.gunicorn_conf", FACTORY],
-        cwd=ROOT,
-        env=clean_env(**settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode != 0
-    lines = done.stderr.splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("error: ")
-    assert name in lines[0]
+    command = [GUNICORN, "--config", "python:service.gunicorn_conf", FACTORY]
+    assert stopped_with_one_line(command, settings, name) != 0
 
 
 @pytest.mark.timeout(120)
 def test_gunicorn_serves_with_json_logs_and_shared_metrics(s3_server, tmp_path: Path):
-    port = unused_port()
+    port = free_port()
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     env = clean_env(
@@ -177,24 +171,12 @@ GOOD = {"MINIO_ENDPOINT": "127.0.0.1:9", "MINIO_ACCESS_KEY": "a", "MINIO_SECRET_
 )
 def test_container_command_stops_bad_settings_with_one_line(settings: dict[str, str], name: str):
     """gunicorn alone would print a traceback for WEB_CONCURRENCY=many; the command does not."""
-    done = subprocess.run(
-        SERVE,
-        cwd=ROOT,
-        env=clean_env(**settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [done.stderr.strip()]
-    assert done.stderr.startswith("error: ")
-    assert name in done.stderr
+    assert stopped_with_one_line(SERVE, settings, name) == 2
 
 
 @pytest.mark.timeout(120)
 def test_container_command_serves_the_app(s3_server):
-    port = unused_port()
+    port = free_port()
     process = subprocess.Popen(
         [*SERVE, "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT,
@@ -204,17 +186,8 @@ def test_container_command_serves_the_app(s3_server):
     )
     try:
         http = urllib3.PoolManager(retries=False, timeout=5)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert process.poll() is None, "the command exited"
-            try:
-                response = http.request("GET", f"http://127.0.0.1:{port}/healthz")
-            except urllib3.exceptions.HTTPError:
-                time.sleep(0.2)
-                continue
-            assert response.status == 200
-            return
-        raise TimeoutError("the command did not start serving")
+        _wait_ready(http, port, process)
+        assert http.request("GET", f"http://127.0.0.1:{port}/healthz").status == 200
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from service.sitemaps.cli import main
-from tests.conftest import free_port
+from tests.servers import free_port
 
 BASE = "http://sitemaps.example.test/sitemaps"
 QUERY = "SELECT loc, lastmod FROM pages ORDER BY id"

@@ -50,7 +50,7 @@ def test_unreachable_api_server(kube):
     from kubernetes import client
 
     from service.sitemaps.ingress import IngressSwitch
-    from tests.conftest import free_port
+    from tests.servers import free_port
 
     host = f"http://127.0.0.1:{free_port()}"
     configuration = client.Configuration(host=host, retries=0)
