@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import PostgresServer
+from tests.postgres import missing_reason as postgres_missing_reason
 from tests.servers import free_port, wait_for_port
 
 
@@ -83,4 +85,16 @@ def own_s3_server() -> Iterator[S3Server]:
     yield server
     if server.process is not None:
         os.kill(server.process.pid, signal.SIGCONT)
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session, on loopback; skipped where it is not installed."""
+    reason = postgres_missing_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    server = PostgresServer()
+    server.start()
+    yield server
     server.stop()
