@@ -20,7 +20,8 @@ provider = k8s.Provider(
     "kubernetes",
     context=config.kubernetes.context,
     # None would make the SDK copy $KUBECONFIG into the state, where another machine's preview
-    # fails to parse it (pulumi-kubernetes#3217); "" lets the provider find it at run time.
+    # fails to parse it (pulumi-kubernetes#3217); with "" the provider uses client-go's default
+    # loading rules ($KUBECONFIG, ~/.kube/config) at run time (provider/pkg/provider/provider.go).
     kubeconfig=config.kubernetes.kubeconfig or "",
     # ignore_changes on the sitemaps Ingress relies on server-side apply field ownership.
     enable_server_side_apply=True,
