@@ -147,6 +147,23 @@ def test_pulumi_up_gets_a_docker_context_with_minikubes_tls_material(tmp_path: P
     assert curl["argv"][-1] == f"http://{MINIKUBE_IP}/readyz"
 
 
+def test_make_deploy_checks_then_syncs_then_deploys(tmp_path: Path) -> None:
+    """The real Makefile, with the pinned uv already in .tools (a stub that records its call)."""
+    repo = _repository(tmp_path)
+    uv = repo / ".tools" / "bin" / "uv"
+    uv.parent.mkdir(parents=True)
+    uv.write_text(f'#!/bin/sh\necho "uv $*" >> {tmp_path / "uv.log"}\n')
+    uv.chmod(0o755)
+    env = _environment(tmp_path, _tool_dir(tmp_path))
+    done = subprocess.run(
+        ["make", "deploy"], cwd=repo, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "uv.log").read_text() == "uv sync --frozen\n"
+    assert f"The image API is ready: {API_URL}" in done.stdout
+    assert _git(repo, "status", "--porcelain") == ""
+
+
 def test_steps_run_in_the_documented_order(tmp_path: Path) -> None:
     run = _script(tmp_path)
     assert run.done.returncode == 0, run.done.stderr
