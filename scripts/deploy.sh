@@ -39,7 +39,12 @@ pulumi login --local >/dev/null
 # Pulumi.dev.yaml commits the encryptionsalt of the empty passphrase, so creating the stack
 # leaves the file as it is (a stack file without one gets a fresh salt written into it).
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-}"
-pulumi stack select "$STACK" --create
+if ! pulumi stack select "$STACK" --create; then
+    echo "error: could not select or create the stack $STACK (see above); Pulumi.$STACK.yaml's" \
+        "salt is for the empty passphrase: unset PULUMI_CONFIG_PASSPHRASE, or see the README's" \
+        "'Set-up: two commands' to use your own" >&2
+    exit 1
+fi
 
 echo "==> pointing Docker at minikube's daemon, so the image is built where the node can use it"
 # A Docker context with minikube's TLS material instead of DOCKER_HOST/DOCKER_TLS_VERIFY/

@@ -108,9 +108,16 @@ def _pulumi(argv: list[str]) -> int:
         stack = argv[2]
         created = _state() / f"stack-{stack}"
         stack_file = Path(f"Pulumi.{stack}.yaml")
+        text = stack_file.read_text() if stack_file.exists() else ""
+        # The committed salt belongs to the empty passphrase (test_deploy_script pins that).
+        if "encryptionsalt:" in text and os.environ.get("PULUMI_CONFIG_PASSPHRASE"):
+            print(
+                "error: could not create secrets manager for new stack: incorrect passphrase",
+                file=sys.stderr,
+            )
+            return 255
         if not created.exists():
             created.touch()
-            text = stack_file.read_text() if stack_file.exists() else ""
             if "encryptionsalt:" not in text:
                 stack_file.write_text(f"encryptionsalt: {NEW_SALT}\n{text}")
     elif argv[:3] == ["stack", "output", "api_url"]:

@@ -213,6 +213,16 @@ def test_the_working_tree_stays_clean(tmp_path: Path) -> None:
     assert _git(run.repo, "status", "--porcelain") == ""
 
 
+def test_an_own_passphrase_is_named_as_the_cause(tmp_path: Path) -> None:
+    run = _script(tmp_path, PULUMI_CONFIG_PASSPHRASE="my-own-passphrase")
+    assert run.done.returncode == 1
+    assert "incorrect passphrase" in run.done.stderr
+    assert run.done.stderr.splitlines()[-1].startswith(
+        "error: could not select or create the stack dev (see above); Pulumi.dev.yaml's salt"
+    )
+    assert not run.of("pulumi", "up")
+
+
 def test_the_standin_would_dirty_a_stack_file_without_a_salt(tmp_path: Path) -> None:
     """The check above has teeth: without the committed salt the tree does get dirty."""
     repo = _repository(tmp_path)
