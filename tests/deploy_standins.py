@@ -103,7 +103,38 @@ def _docker(argv: list[str]) -> int:
     return 0
 
 
+def build_endpoint(env: dict[str, str]) -> dict[str, str]:
+    """The Docker endpoint pulumi-docker-build 0.0.22 builds with, by docker/cli's rules.
+
+    The provider's `host` defaults to DOCKER_HOST and becomes the only client option
+    (provider/internal/client.go newDockerCLI); a host selects the default context, which gets
+    TLS only from flags the provider never sets (cli/command/cli.go resolveContextName,
+    resolveDefaultDockerEndpoint). Otherwise DOCKER_CONTEXT names a stored context, TLS included.
+    """
+    if env.get("DOCKER_HOST"):
+        return {"host": env["DOCKER_HOST"]}
+    name = env.get("DOCKER_CONTEXT")
+    stored = _state() / "docker-contexts" / f"{name}.json"
+    if name and stored.exists():
+        return dict(json.loads(stored.read_text()))
+    return {"host": "unix:///var/run/docker.sock"}
+
+
+def _pulumi_up() -> int:
+    endpoint = build_endpoint(dict(os.environ))
+    if endpoint["host"].endswith(":2376") and "cert" not in endpoint:
+        # What minikube's daemon answers a plain HTTP request on its TLS port.
+        print(
+            "error: Client sent an HTTP request to an HTTPS server.",
+            file=sys.stderr,
+        )
+        return 255
+    return 0
+
+
 def _pulumi(argv: list[str]) -> int:
+    if argv[:1] == ["up"]:
+        return _pulumi_up()
     if argv[:2] == ["stack", "select"] and "--create" in argv:
         stack = argv[2]
         created = _state() / f"stack-{stack}"

@@ -147,6 +147,33 @@ def test_pulumi_up_gets_a_docker_context_with_minikubes_tls_material(tmp_path: P
     assert curl["argv"][-1] == f"http://{MINIKUBE_IP}/readyz"
 
 
+def test_docker_env_alone_would_build_over_plain_http(tmp_path: Path) -> None:
+    """The stand-in pulumi resolves the build endpoint by the provider's rules: the old manual
+    path (`eval $(minikube docker-env)`) fails there, and the context's path does not."""
+    env = _environment(tmp_path, _tool_dir(tmp_path))
+    old = subprocess.run(
+        ["bash", "-c", 'eval "$(minikube docker-env --shell bash)" && pulumi up --yes'],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert old.returncode != 0
+    assert "Client sent an HTTP request to an HTTPS server." in old.stderr
+    new = subprocess.run(
+        ["bash", "-c", 'eval "$(scripts/minikube-docker-context.sh)" && pulumi up --yes'],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert new.returncode == 0, new.stderr
+
+
 def test_make_deploy_checks_then_syncs_then_deploys(tmp_path: Path) -> None:
     """The real Makefile, with the pinned uv already in .tools (a stub that records its call)."""
     repo = _repository(tmp_path)
