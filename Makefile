@@ -5,7 +5,10 @@ UV := $(TOOLS)/bin/uv
 
 .PHONY: deploy test lint format sync fuzz faults load bench
 
-deploy: sync
+# The prerequisites are checked before anything is installed.
+deploy:
+	scripts/deploy.sh --check
+	$(MAKE) --no-print-directory sync
 	scripts/deploy.sh
 
 test: sync

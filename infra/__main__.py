@@ -19,25 +19,38 @@ config = load_config()
 provider = k8s.Provider(
     "kubernetes",
     context=config.kubernetes.context,
-    kubeconfig=config.kubernetes.kubeconfig,
+    # None would make the SDK copy $KUBECONFIG into the state, where another machine's preview
+    # fails to parse it (pulumi-kubernetes#3217); with "" the provider uses client-go's default
+    # loading rules ($KUBECONFIG, ~/.kube/config) at run time (provider/pkg/provider/provider.go).
+    kubeconfig=config.kubernetes.kubeconfig or "",
     # ignore_changes on the sitemaps Ingress relies on server-side apply field ownership.
     enable_server_side_apply=True,
 )
 in_cluster = pulumi.ResourceOptions(provider=provider)
 
-namespace = Namespace(
-    "namespace",
-    metadata=ObjectMetaArgs(name=config.namespace, labels=labels("namespace")),
-    opts=in_cluster,
-)
-namespace_name = namespace.metadata.name
+namespace_name: pulumi.Output[str]
+if config.namespace_exists:
+    namespace_name = pulumi.Output.from_input(config.namespace)
+else:
+    namespace = Namespace(
+        "namespace",
+        metadata=ObjectMetaArgs(name=config.namespace, labels=labels("namespace")),
+        opts=in_cluster,
+    )
+    namespace_name = namespace.metadata.name
 components = pulumi.ResourceOptions(providers={"kubernetes": provider})
 
 image = AppImage(
     "app-image", AppImageArgs(namespace=namespace_name, config=config.image), opts=components
 )
 minio = MinioCluster(
-    "minio", MinioClusterArgs(namespace=namespace_name, config=config.minio), opts=components
+    "minio",
+    MinioClusterArgs(
+        namespace=namespace_name,
+        config=config.minio,
+        cluster_domain=config.kubernetes.cluster_domain,
+    ),
+    opts=components,
 )
 api = ImageApi(
     "image-api",

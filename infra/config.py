@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ from typing import Any
 import pulumi
 
 from infra.cron import CronError, validate_schedule
+from service.settings import SettingsError, StorageSettings
 
 PROJECT = "kube-image-processing"
 
@@ -22,6 +24,13 @@ ANTI_AFFINITY_MODES = ("soft", "hard")
 SITEMAP_SOURCES = ("bucket", "sql")
 SECRET_KEYS = ("minioRootUser", "minioRootPassword", "registryPassword", "sitemapDatabaseUrl")
 MAX_ERASURE_SET = 16
+# MinIO refuses to start with shorter root credentials.
+MIN_ROOT_USER_LENGTH = 3
+MIN_ROOT_PASSWORD_LENGTH = 8
+DEFAULT_CLUSTER_DOMAIN = "cluster.local"
+# Namespaces Kubernetes creates in every cluster: the stack would adopt them and, on destroy,
+# delete them.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -88,6 +97,7 @@ class KubernetesConfig:
 
     context: str | None
     kubeconfig: str | None
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,8 @@ class MinioConfig:
     resources: Resources
     root_user: pulumi.Output[str] | None
     root_password: pulumi.Output[str] | None
+    allow_data_loss: bool = False
+    allowed_cidrs: tuple[str, ...] = ()
 
     @property
     def distributed(self) -> bool:
@@ -127,7 +139,7 @@ class ImageConfig:
     username: str | None
     password: pulumi.Output[str] | None
     push: bool
-    platform: str
+    platform: str | None
     build_on_preview: bool
 
     @property
@@ -187,6 +199,7 @@ class StackConfig:
     image: ImageConfig
     api: ApiConfig
     sitemaps: SitemapsConfig
+    namespace_exists: bool = False
 
 
 class _Section:
@@ -285,12 +298,45 @@ class _Section:
 
     def hostname(self, name: str) -> str | None:
         value = self.optional_text(name)
-        if value is not None and (len(value) > 253 or not _HOSTNAME.match(value)):
+        if value is None:
+            return None
+        if _is_ip_address(value):
+            raise ConfigError(
+                f"{self.key(name)} must be a DNS host name, not an IP address (an Ingress host "
+                f"cannot be an IP; leave it unset to match every host), got {json.dumps(value)}"
+            )
+        if len(value) > 253 or not _HOSTNAME.match(value):
             raise ConfigError(
                 f"{self.key(name)} must be a DNS host name such as api.example.com, "
                 f"got {json.dumps(value)}"
             )
+        long_label = next((label for label in value.split(".") if len(label) > 63), None)
+        if long_label is not None:
+            raise ConfigError(
+                f"{self.key(name)} has a label of {len(long_label)} characters; each part "
+                f"between dots may have at most 63, got {json.dumps(value)}"
+            )
         return value
+
+    def cidrs(self, name: str) -> tuple[str, ...]:
+        value = self._get(name)
+        if value is None or value == "":
+            return ()
+        items = value if isinstance(value, list) else None
+        if items is None or not all(isinstance(item, str) for item in items):
+            raise ConfigError(
+                f"{self.key(name)} must be a list of CIDRs such as [10.0.0.0/24], "
+                f"got {json.dumps(value)}"
+            )
+        for item in items:
+            try:
+                ipaddress.ip_network(item, strict=True)
+            except ValueError:
+                raise ConfigError(
+                    f"{self.key(name)} has {json.dumps(item)}, which is not a CIDR such as "
+                    "10.0.0.0/24 (host bits must be zero)"
+                ) from None
+        return tuple(items)
 
     def finish(self) -> None:
         unknown = sorted(set(self.raw) - set(self.known))
@@ -299,6 +345,14 @@ class _Section:
                 f"unknown config key {self.key(unknown[0])}; allowed keys under "
                 f"{self.path or PROJECT}: {', '.join(sorted(set(self.known)))}"
             )
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _resources(section: _Section, defaults: Resources) -> Resources:
@@ -372,6 +426,8 @@ def _minio(root: _Section, secrets: Mapping[str, Any]) -> MinioConfig:
         ),
         root_user=secrets.get("minioRootUser"),
         root_password=secrets.get("minioRootPassword"),
+        allow_data_loss=section.boolean("allowDataLoss", False),
+        allowed_cidrs=section.cidrs("allowedCidrs"),
     )
     section.finish()
     layout_error = _erasure_layout_error(config.replicas)
@@ -397,29 +453,45 @@ def _image(root: _Section, secrets: Mapping[str, Any]) -> ImageConfig:
             f"team/kube-image-processing, got {json.dumps(repository)}"
         )
     registry = section.optional_text("registry")
-    if registry is not None and not _REGISTRY.match(registry):
-        raise ConfigError(
-            "image.registry must be a registry host[:port] such as registry.example.com, "
-            f"got {json.dumps(registry)}"
-        )
+    if registry is not None:
+        # `ghcr.io/org` names a host and a path: the path belongs in front of the repository.
+        registry, _, path = registry.partition("/")
+        if not _REGISTRY.match(registry) or (path and not _REPOSITORY.match(path)):
+            raise ConfigError(
+                "image.registry must be a registry host[:port] such as registry.example.com, "
+                "optionally with a path such as ghcr.io/org, "
+                f"got {json.dumps(section.raw.get('registry'))}"
+            )
+        if path:
+            repository = f"{path}/{repository}"
     username = section.optional_text("username")
     password = secrets.get("registryPassword")
+    push = section.boolean("push", registry is not None)
+    platform = section.optional_text("platform")
+    if platform is not None and platform not in SUPPORTED_PLATFORMS:
+        raise ConfigError(
+            f"image.platform must be one of {', '.join(SUPPORTED_PLATFORMS)}, "
+            f"got {json.dumps(platform)}"
+        )
     config = ImageConfig(
         repository=repository,
         registry=registry,
         username=username,
         password=password,
-        push=section.boolean("push", registry is not None),
-        platform=section.choice("platform", "linux/amd64", SUPPORTED_PLATFORMS),
+        push=push,
+        # Without a push the image is loaded into the daemon that builds it, so that daemon's
+        # own architecture is right; a pushed image defaults to the usual node architecture.
+        platform=platform or ("linux/amd64" if push else None),
         build_on_preview=section.boolean("buildOnPreview", True),
     )
     section.finish()
     if config.push and registry is None:
         raise ConfigError("image.push=true needs image.registry: there is nowhere to push to")
-    if registry is not None and (username is None or password is None):
+    if registry is not None and (username is None) != (password is None):
         raise ConfigError(
-            f"image.registry={registry} needs image.username and the secret registryPassword "
-            "(pulumi config set --secret registryPassword <token>) for the push and the pull Secret"
+            f"image.registry={registry} needs both image.username and the secret "
+            "registryPassword (pulumi config set --secret registryPassword <token>), or neither "
+            "(Docker's credential helpers push, and the nodes pull with their own credentials)"
         )
     if registry is None and (username is not None or password is not None):
         raise ConfigError(
@@ -449,7 +521,31 @@ def _api(root: _Section) -> ApiConfig:
         processed_bucket=section.text("processedBucket", "processed"),
     )
     section.finish()
+    _check_buckets(config)
     return config
+
+
+def _check_buckets(config: ApiConfig) -> None:
+    """Refuse the bucket names the service would refuse at start, by its own rule."""
+    keys = {"INCOMING_BUCKET": "api.incomingBucket", "PROCESSED_BUCKET": "api.processedBucket"}
+    environment = {
+        "MINIO_ENDPOINT": "minio:9000",
+        "MINIO_ACCESS_KEY": "checked-elsewhere",
+        "MINIO_SECRET_KEY": "checked-elsewhere",
+        "INCOMING_BUCKET": config.incoming_bucket,
+        "PROCESSED_BUCKET": config.processed_bucket,
+    }
+    try:
+        StorageSettings.from_env(environment)
+    except SettingsError as exc:
+        variable = next((name for name in keys if str(exc).startswith(name)), None)
+        key = keys.get(variable or "", "api bucket")
+        raise ConfigError(f"{key} would stop the API at start: {exc}") from None
+    if config.incoming_bucket == config.processed_bucket:
+        raise ConfigError(
+            "api.incomingBucket and api.processedBucket must differ, both are "
+            f"{json.dumps(config.incoming_bucket)}"
+        )
 
 
 def _sitemaps(root: _Section, secrets: Mapping[str, Any], api: ApiConfig) -> SitemapsConfig:
@@ -468,6 +564,12 @@ def _sitemaps(root: _Section, secrets: Mapping[str, Any], api: ApiConfig) -> Sit
         raise ConfigError(
             "sitemaps.baseUrl must be an absolute http(s) URL ending in /sitemaps, where the "
             f"sitemaps Ingress serves the files, got {json.dumps(base_url)}"
+        )
+    base_host = base_url.split("/")[2]
+    if base_host.rsplit(":", 1)[0] != host:
+        raise ConfigError(
+            f"sitemaps.baseUrl must be served by the sitemaps Ingress, so its host must be "
+            f"sitemaps.host ({host}), got {json.dumps(base_url)}"
         )
     site_url = section.optional_text("siteUrl")
     if site_url is None and api.host is not None:
@@ -523,12 +625,14 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any]) -> St
             "namespace must be a DNS label (lowercase letters, digits and '-', at most 63), "
             f"got {json.dumps(namespace)}"
         )
-    kubernetes = root.section("kubernetes")
-    kube = KubernetesConfig(
-        context=kubernetes.optional_text("context"),
-        kubeconfig=kubernetes.optional_text("kubeconfig"),
-    )
-    kubernetes.finish()
+    namespace_exists = root.boolean("namespaceExists", False)
+    if not namespace_exists and namespace in SYSTEM_NAMESPACES:
+        raise ConfigError(
+            f"namespace {namespace} exists in every cluster, so the stack cannot own it (it "
+            "would delete it on destroy); choose another, or set namespaceExists=true to deploy "
+            "into it without creating it"
+        )
+    kube = _kubernetes(root)
     ingress = root.section("ingress")
     ingress_config = IngressConfig(
         class_name=ingress.choice("className", "nginx", SUPPORTED_INGRESS_CLASSES),
@@ -550,7 +654,20 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any]) -> St
         image=image,
         api=api,
         sitemaps=sitemaps,
+        namespace_exists=namespace_exists,
     )
+
+
+def _kubernetes(root: _Section) -> KubernetesConfig:
+    section = root.section("kubernetes")
+    cluster_domain = section.hostname("clusterDomain") or DEFAULT_CLUSTER_DOMAIN
+    config = KubernetesConfig(
+        context=section.optional_text("context"),
+        kubeconfig=section.optional_text("kubeconfig"),
+        cluster_domain=cluster_domain,
+    )
+    section.finish()
+    return config
 
 
 _OBJECT_KEYS = ("kubernetes", "ingress", "minio", "image", "api", "sitemaps")

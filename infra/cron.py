@@ -1,4 +1,8 @@
-"""Validation of the five-field cron schedules that a Kubernetes CronJob accepts."""
+"""Validation of the five-field cron schedules that a Kubernetes CronJob accepts.
+
+Kubernetes parses schedules with robfig/cron (ParseStandard): day of week is 0-6 and the
+macros are matched exactly, in lower case; month and day names are case-insensitive.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ _FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
     ("hour", 0, 23, ()),
     ("day of month", 1, 31, ()),
     ("month", 1, 12, _MONTHS),
-    ("day of week", 0, 7, _DAYS),
+    ("day of week", 0, 6, _DAYS),
 )
 _ITEM = re.compile(r"^(?P<range>\*|\?|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/(?P<step>[0-9]+))?$")
 
@@ -60,8 +64,8 @@ def validate_schedule(schedule: str) -> None:
     """Raise CronError unless `schedule` is a five-field cron expression or a macro like @daily."""
     text = schedule.strip()
     if text.startswith("@"):
-        if text.lower() not in MACROS:
-            raise CronError(f"unknown macro {text}; allowed: {', '.join(MACROS)}")
+        if text not in MACROS:
+            raise CronError(f"unknown macro {text}; allowed (lower case): {', '.join(MACROS)}")
         return
     if text.upper().startswith(("TZ=", "CRON_TZ=")):
         raise CronError("time zones go into the CronJob's timeZone field, not the schedule")

@@ -83,6 +83,7 @@ class AppImage(pulumi.ComponentResource):
         # Relative to where Pulumi runs the program, so the input is the same on every machine.
         location = os.path.relpath(args.context, Path.cwd())
         registries = None
+        # Without static credentials the push uses the Docker credential helpers of the host.
         if config.registry is not None and config.username is not None:
             registries = [
                 docker_build.RegistryArgs(
@@ -93,11 +94,15 @@ class AppImage(pulumi.ComponentResource):
             name,
             context=docker_build.BuildContextArgs(location=location),
             dockerfile=docker_build.DockerfileArgs(location=os.path.join(location, "Dockerfile")),
-            platforms=[docker_build.Platform(config.platform)],
+            # None builds for the daemon's own architecture: minikube's node (pitfall 6).
+            platforms=[docker_build.Platform(config.platform)] if config.platform else None,
             tags=[self.tag],
             push=config.push,
-            # Without a push the image goes into the local daemon, which `minikube docker-env`
-            # points at minikube's Docker, where the kubelet finds it.
+            # Without a push the image goes into the local daemon, which the Docker context of
+            # scripts/minikube-docker-context.sh points at minikube's Docker, where the kubelet
+            # finds it. pulumi-docker-build reads DOCKER_HOST only, never DOCKER_TLS_VERIFY or
+            # DOCKER_CERT_PATH (pulumi-docker-build#54), so `minikube docker-env` alone would
+            # send plain HTTP to minikube's TLS port (pitfall 6).
             load=not config.push,
             registries=registries,
             build_on_preview=config.build_on_preview,
@@ -111,7 +116,13 @@ class AppImage(pulumi.ComponentResource):
             self.ref = image.ref.apply(lambda _: tag)
 
         self.pull_secret_names = []
-        if config.registry is not None and config.username is not None:
+        # No static credentials: the nodes pull with their own (node IAM, ECR, a kubelet
+        # credential provider), so there is no pull Secret.
+        if (
+            config.registry is not None
+            and config.username is not None
+            and config.password is not None
+        ):
             registry, username = config.registry, config.username
             document = pulumi.Output.from_input(config.password).apply(
                 lambda password: docker_config_json(registry, username, password or "")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -13,6 +14,7 @@ from pulumi_kubernetes.apps.v1 import (
 )
 from pulumi_kubernetes.core.v1 import (
     AffinityArgs,
+    ConfigMap,
     ContainerArgs,
     ContainerPortArgs,
     EnvVarArgs,
@@ -34,6 +36,7 @@ from pulumi_kubernetes.core.v1 import (
 )
 from pulumi_kubernetes.meta.v1 import LabelSelectorArgs, ObjectMetaArgs
 from pulumi_kubernetes.networking.v1 import (
+    IPBlockArgs,
     NetworkPolicyIngressRuleArgs,
     NetworkPolicyPeerArgs,
     NetworkPolicyPortArgs,
@@ -58,7 +61,14 @@ from infra.common import (
     tmp_mount,
     tmp_volume,
 )
-from infra.config import PROJECT, MinioConfig
+from infra.config import (
+    DEFAULT_CLUSTER_DOMAIN,
+    MIN_ROOT_PASSWORD_LENGTH,
+    MIN_ROOT_USER_LENGTH,
+    PROJECT,
+    ConfigError,
+    MinioConfig,
+)
 
 COMPONENT = "minio"
 STATEFULSET_NAME = "minio"
@@ -66,6 +76,7 @@ HEADLESS_SERVICE_NAME = "minio-hl"
 CLIENT_SERVICE_NAME = "minio"
 # A UID of its own, above the host's range of user accounts (which ends at 9999 or below).
 MINIO_UID = 10002
+TOPOLOGY_CONFIGMAP_NAME = "minio-topology"
 DATA_PATH = "/data"
 PDB_MIN_REPLICAS = 4
 
@@ -76,14 +87,19 @@ class MinioClusterArgs:
 
     namespace: pulumi.Input[str]
     config: MinioConfig
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
 
 
-def server_args(config: MinioConfig, namespace: str) -> list[str]:
+def server_args(
+    config: MinioConfig, namespace: str, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+) -> list[str]:
     """`minio server` arguments: one drive standalone, or every peer through the headless Service."""
     if config.distributed:
+        # Fully qualified, so no resolver search list is involved: MinIO resolves every peer,
+        # before any is ready, to find which endpoint is its own (pitfall 2).
         peers = (
             f"http://{STATEFULSET_NAME}-{{0...{config.replicas - 1}}}."
-            f"{HEADLESS_SERVICE_NAME}.{namespace}.svc.cluster.local{DATA_PATH}"
+            f"{HEADLESS_SERVICE_NAME}.{namespace}.svc.{cluster_domain}{DATA_PATH}"
         )
         drives = [peers]
     else:
@@ -102,10 +118,56 @@ def server_args(config: MinioConfig, namespace: str) -> list[str]:
     ]
 
 
-def _api_port_rule() -> NetworkPolicyIngressRuleArgs:
+def claim_name(config: MinioConfig) -> str:
+    """The volume claim template's name, one per topology.
+
+    An allowed topology change (minio.allowDataLoss) thus gets fresh, empty volumes through
+    the StatefulSet's replacement, while the old claims stay (Retain) for recovery.
+    """
+    return f"data-{config.replicas}x1"
+
+
+def topology_record(config: MinioConfig) -> dict[str, str]:
+    """What the topology ConfigMap records: the server layout MinIO was formatted with."""
+    return {"servers": str(config.replicas), "drivesPerServer": "1"}
+
+
+def topology_error(recorded: Mapping[str, str] | None, config: MinioConfig) -> str | None:
+    """Why the configured topology cannot replace the recorded one, or None."""
+    if not recorded or config.allow_data_loss:
+        return None
+    servers = recorded.get("servers")
+    if servers is None or servers == str(config.replicas):
+        return None
+    return (
+        f"minio.replicas cannot change from {servers} to {config.replicas}: MinIO was "
+        f"formatted with {servers} server(s) and refuses to start with another count. To grow, "
+        "add a server pool (README, Scaling); to start an empty MinIO with the new count "
+        "instead, set minio.allowDataLoss=true (the old volumes are kept, unused)"
+    )
+
+
+def _check_length(value: str, key: str, minimum: int) -> str:
+    if len(value) < minimum:
+        # The message names the key only: the value is a secret.
+        raise ConfigError(
+            f"{key} must have at least {minimum} characters, as MinIO requires; set it with "
+            f"pulumi config set --secret {key} <value>, or remove it to have one generated"
+        )
+    return value
+
+
+def checked_credential(value: pulumi.Output[str], key: str, minimum: int) -> pulumi.Output[str]:
+    """`value`, refused inside the apply when MinIO would refuse it, so it is never printed."""
+    return value.apply(lambda text: _check_length(text, key, minimum))
+
+
+def _api_port_rule(config: MinioConfig) -> NetworkPolicyIngressRuleArgs:
     """Only this project's pods (peers, API, sitemap job) and the ingress controller reach MinIO.
 
-    The console is reached with `kubectl port-forward`, which NetworkPolicy does not filter.
+    The controller is matched by its pod labels; a controller on the host network has the node's
+    address instead, which only `minio.allowedCidrs` (ipBlock) admits. The console is reached
+    with `kubectl port-forward`, which NetworkPolicy does not filter.
     """
     return NetworkPolicyIngressRuleArgs(
         from_=[
@@ -116,6 +178,10 @@ def _api_port_rule() -> NetworkPolicyIngressRuleArgs:
             NetworkPolicyPeerArgs(
                 namespace_selector=LabelSelectorArgs(),
                 pod_selector=LabelSelectorArgs(match_labels=INGRESS_CONTROLLER_LABELS),
+            ),
+            *(
+                NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr=cidr))
+                for cidr in config.allowed_cidrs
             ),
         ],
         ports=[NetworkPolicyPortArgs(protocol="TCP", port=MINIO_API_PORT)],
@@ -152,6 +218,13 @@ def _probe(path: str, period: int, failures: int) -> ProbeArgs:
     )
 
 
+def _checked_replicas(recorded: Mapping[str, str] | None, config: MinioConfig) -> int:
+    error = topology_error(recorded, config)
+    if error:
+        raise ConfigError(error)
+    return config.replicas
+
+
 class MinioCluster(pulumi.ComponentResource):
     """MinIO: credentials Secret, headless and client Services, StatefulSet and PDB."""
 
@@ -169,16 +242,20 @@ class MinioCluster(pulumi.ComponentResource):
         pod_labels = labels(COMPONENT)
         selector = selector_labels(COMPONENT)
 
-        root_user = config.root_user
-        if root_user is None:
+        if config.root_user is None:
             root_user = random.RandomPassword(
                 f"{name}-root-user", length=20, special=False, upper=False, opts=child
             ).result
-        root_password = config.root_password
-        if root_password is None:
+        else:
+            root_user = checked_credential(config.root_user, "minioRootUser", MIN_ROOT_USER_LENGTH)
+        if config.root_password is None:
             root_password = random.RandomPassword(
                 f"{name}-root-password", length=40, special=False, opts=child
             ).result
+        else:
+            root_password = checked_credential(
+                config.root_password, "minioRootPassword", MIN_ROOT_PASSWORD_LENGTH
+            )
 
         secret = Secret(
             f"{name}-credentials",
@@ -226,8 +303,24 @@ class MinioCluster(pulumi.ComponentResource):
             # minikube's hostPath volumes sit on the root disk, which MinIO refuses (pitfall 1).
             env.append(EnvVarArgs(name="MINIO_CI_CD", value="true"))
 
+        # Records the topology MinIO was first formatted with: ignore_changes keeps the recorded
+        # data in the state, so its output is the previous topology on every later preview and
+        # update, which the apply below compares with the configured one (pitfall 11).
+        topology = ConfigMap(
+            f"{name}-topology",
+            metadata=ObjectMetaArgs(
+                name=TOPOLOGY_CONFIGMAP_NAME, namespace=args.namespace, labels=pod_labels
+            ),
+            data=topology_record(config),
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=[] if config.allow_data_loss else ["data"]
+            ),
+        )
+        replicas = topology.data.apply(lambda recorded: _checked_replicas(recorded, config))
+
+        data_volume = claim_name(config)
         claim_template = PersistentVolumeClaimArgs(
-            metadata=ObjectMetaArgs(name="data", labels=pod_labels),
+            metadata=ObjectMetaArgs(name=data_volume, labels=pod_labels),
             spec=PersistentVolumeClaimSpecArgs(
                 access_modes=["ReadWriteOnce"],
                 storage_class_name=config.storage_class,
@@ -240,7 +333,7 @@ class MinioCluster(pulumi.ComponentResource):
                 name=STATEFULSET_NAME, namespace=args.namespace, labels=pod_labels
             ),
             spec=StatefulSetSpecArgs(
-                replicas=config.replicas,
+                replicas=replicas,
                 service_name=headless.metadata.name,
                 # OrderedReady would wait for pod 0, which waits for its peers (pitfall 2).
                 pod_management_policy="Parallel",
@@ -263,7 +356,9 @@ class MinioCluster(pulumi.ComponentResource):
                                 image=config.image,
                                 image_pull_policy="IfNotPresent",
                                 args=pulumi.Output.from_input(args.namespace).apply(
-                                    lambda namespace: server_args(config, namespace)
+                                    lambda namespace: server_args(
+                                        config, namespace, args.cluster_domain
+                                    )
                                 ),
                                 env=env,
                                 ports=[
@@ -277,7 +372,7 @@ class MinioCluster(pulumi.ComponentResource):
                                 resources=resource_requirements(config.resources),
                                 security_context=container_security_context(),
                                 volume_mounts=[
-                                    VolumeMountArgs(name="data", mount_path=DATA_PATH),
+                                    VolumeMountArgs(name=data_volume, mount_path=DATA_PATH),
                                     tmp_mount(),
                                 ],
                             )
@@ -302,7 +397,7 @@ class MinioCluster(pulumi.ComponentResource):
             f"{name}-network-policy",
             namespace=args.namespace,
             component=COMPONENT,
-            rules=[_api_port_rule()],
+            rules=[_api_port_rule(config)],
             opts=child,
         )
 
@@ -322,7 +417,7 @@ class MinioCluster(pulumi.ComponentResource):
             client.metadata.name,
             ".",
             client.metadata.namespace,
-            ".svc.cluster.local:",
+            f".svc.{args.cluster_domain}:",
             str(MINIO_API_PORT),
         )
         self.statefulset_name = statefulset.metadata.name

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# `make deploy`: stand the platform up on minikube with the dev stack, then check /readyz through the Ingress.
+# `make deploy`: stand the platform up on minikube with the dev stack, then check /readyz through
+# the Ingress. `scripts/deploy.sh --check` only checks the prerequisites (make runs it before it
+# installs anything).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +17,15 @@ need pulumi "https://www.pulumi.com/docs/iac/download-install/"
 need minikube "https://minikube.sigs.k8s.io/docs/start/"
 need docker "https://docs.docker.com/get-docker/"
 need curl "https://curl.se/download.html"
+need python3 "https://www.python.org/downloads/"
 [ "$missing" -eq 0 ] || exit 1
+if [ "${1:-}" = --check ]; then
+    exit 0
+fi
+if [ ! -x .tools/bin/uv ]; then
+    echo "error: .tools/bin/uv is missing; run 'make deploy', which installs the pinned uv first" >&2
+    exit 1
+fi
 
 if ! minikube status --format '{{.Host}}' 2>/dev/null | grep -q Running; then
     echo "==> starting minikube with the ingress addon"
@@ -26,13 +36,25 @@ fi
 
 echo "==> using the local file state backend (no account needed)"
 pulumi login --local >/dev/null
-# The dev stack keeps no real secrets; an empty passphrase is accepted. Set your own to change that.
+# Pulumi.dev.yaml commits the encryptionsalt of the empty passphrase, so creating the stack
+# leaves the file as it is (a stack file without one gets a fresh salt written into it).
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-}"
-
-pulumi stack select "$STACK" --create
+if ! pulumi stack select "$STACK" --create; then
+    echo "error: could not select or create the stack $STACK (see above); Pulumi.$STACK.yaml's" \
+        "salt is for the empty passphrase: unset PULUMI_CONFIG_PASSPHRASE, or see the README's" \
+        "'Set-up: two commands' to use your own" >&2
+    exit 1
+fi
 
 echo "==> pointing Docker at minikube's daemon, so the image is built where the node can use it"
-eval "$(minikube docker-env --shell bash)"
+# A Docker context with minikube's TLS material instead of DOCKER_HOST/DOCKER_TLS_VERIFY/
+# DOCKER_CERT_PATH, which pulumi-docker-build does not read: see the script for the sources.
+eval "$(scripts/minikube-docker-context.sh)"
+if ! docker_error="$(docker version --format '{{.Server.Version}}' 2>&1 >/dev/null)"; then
+    echo "error: Docker cannot reach minikube's daemon through the context $DOCKER_CONTEXT:" \
+        "$docker_error" >&2
+    exit 1
+fi
 
 # Pulumi's uv toolchain needs uv on PATH; `make sync` put the pinned one in .tools/bin.
 export PATH="$PWD/.tools/bin:$PATH"

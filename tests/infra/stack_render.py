@@ -81,9 +81,19 @@ def _run(arguments: argparse.Namespace) -> dict[str, Any]:
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
+    previous: dict[str, dict[str, Any]] = {
+        name: json.loads(value) for name, value in arguments.previous
+    }
+    ignored: dict[str, list[str]] = {}
+
     class Mocks(pulumi_mocks.Mocks):
         def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
             outputs = dict(args.inputs)
+            # An existing resource: for the fields in ignore_changes the engine keeps the
+            # inputs (and so the outputs) of the previous state instead of the program's.
+            for key, value in previous.get(args.name, {}).items():
+                if key in ignored.get(args.name, []):
+                    outputs[key] = value
             if args.typ == "random:index/randomPassword:RandomPassword":
                 outputs["result"] = f"mock-generated-{args.name}"
             elif args.typ == "docker-build:index:Image":
@@ -113,6 +123,7 @@ def _run(arguments: argparse.Namespace) -> dict[str, Any]:
         def RegisterResource(self, request: Any) -> Any:
             from pulumi.runtime import rpc
 
+            ignored[request.name] = list(request.ignoreChanges)
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
                 state = self.resources[response.urn].state
@@ -211,10 +222,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-stack-file", action="store_true")
     parser.add_argument("--set", type=_pair, action="append", default=[], help="key=<json>")
     parser.add_argument("--secret", type=_pair, action="append", default=[], help="key=value")
+    parser.add_argument("--env", type=_pair, action="append", default=[], help="NAME=value")
+    parser.add_argument(
+        "--previous", type=_pair, action="append", default=[], help="name=<json outputs>"
+    )
     return parser
 
 
 def _render_to(arguments: argparse.Namespace, out: str) -> None:
+    os.environ.update(dict(arguments.env))
     report = _run(arguments)
     Path(out).write_text(json.dumps(report, indent=1, default=str))
 
@@ -328,6 +344,10 @@ class Variant:
     secrets: dict[str, str] = field(default_factory=dict)
     preview: bool = False
     no_stack_file: bool = False
+    # Outputs of resources (by logical name) in the state of an earlier `pulumi up`.
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Environment of the program, as the operator's shell would set it.
+    environment: dict[str, str] = field(default_factory=dict)
 
     def argv(self) -> list[str]:
         argv = ["--stack", self.stack]
@@ -339,6 +359,10 @@ class Variant:
             argv.append("--preview")
         if self.no_stack_file:
             argv.append("--no-stack-file")
+        for name, outputs in self.previous.items():
+            argv += ["--previous", f"{name}={json.dumps(outputs)}"]
+        for key, value in self.environment.items():
+            argv += ["--env", f"{key}={value}"]
         return argv
 
 

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from stack_render import Variant
+from typing import Any
+
+from stack_render import Variant, stack_config
+
+
+def dev_with(section: str, **fields: Any) -> dict[str, Any]:
+    """One object of the dev stack file with `fields` set in it, as `config set --path` would."""
+    return {**stack_config("dev")[f"kube-image-processing:{section}"], **fields}
+
 
 PROD_SECRETS = {"registryPassword": "prod-registry-token-7f3a"}
 SQL_SECRETS = {
@@ -17,6 +25,11 @@ SQL_SITEMAPS = {
     "query": "SELECT loc, lastmod FROM items",
 }
 OTHER_MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z"
+OPERATOR_KUBECONFIG = "/home/operator/.kube/config"
+SHORT_ROOT_USER = "zq"
+SHORT_ROOT_PASSWORD = "pw-7zq!"
+FORMATTED_WITH_TWO = {"minio-topology": {"data": {"servers": "2", "drivesPerServer": "1"}}}
+FORMATTED_WITH_FOUR = {"minio-topology": {"data": {"servers": "4", "drivesPerServer": "1"}}}
 
 # Every way the tests run the program; all are rendered together, in forked children.
 VARIANTS = {
@@ -36,5 +49,28 @@ VARIANTS = {
     "bad-schedule": Variant("dev", overrides={"sitemaps": {"schedule": "every hour"}}),
     "prod-without-secret": Variant("prod"),
     "no-stack-file": Variant("bare", no_stack_file=True),
+    "kubeconfig-env": Variant("dev", environment={"KUBECONFIG": OPERATOR_KUBECONFIG}),
+    "namespace-exists": Variant("dev", overrides={"namespace": "default", "namespaceExists": True}),
+    "registry-helpers": Variant("dev", overrides={"image": {"registry": "ghcr.io/org"}}),
+    "cluster-domain": Variant(
+        "dev", overrides={"kubernetes": dev_with("kubernetes", clusterDomain="corp.internal")}
+    ),
+    "allowed-cidrs": Variant(
+        "dev", overrides={"minio": dev_with("minio", allowedCidrs=["192.168.49.0/24"])}
+    ),
+    "topology-same": Variant("dev", previous=FORMATTED_WITH_FOUR),
+    "topology-refused": Variant("dev", previous=FORMATTED_WITH_TWO),
+    "topology-refused-preview": Variant("dev", previous=FORMATTED_WITH_TWO, preview=True),
+    "topology-allowed": Variant(
+        "dev",
+        previous=FORMATTED_WITH_TWO,
+        overrides={"minio": dev_with("minio", allowDataLoss=True)},
+    ),
+    "short-root-user": Variant(
+        "dev", secrets={"minioRootUser": SHORT_ROOT_USER, "minioRootPassword": "long-enough-1"}
+    ),
+    "short-root-password": Variant(
+        "dev", secrets={"minioRootUser": "root-user", "minioRootPassword": SHORT_ROOT_PASSWORD}
+    ),
 }
 STACKS = ("dev", "prod", "dev-sql")

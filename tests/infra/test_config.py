@@ -73,7 +73,40 @@ BAD_VALUES = [
     ({"api.replica": 3}, "unknown config key api.replica; allowed keys under api:"),
     ({"image.platform": "linux/sparc"}, "image.platform must be one of linux/amd64, linux/arm64"),
     ({"image.push": True}, "image.push=true needs image.registry"),
-    ({"image.registry": "registry.example.com"}, "needs image.username and the secret"),
+    (
+        {"image.registry": "registry.example.com", "image.username": "ci"},
+        "image.registry=registry.example.com needs both image.username and the secret",
+    ),
+    ({"image.registry": "https://ghcr.io/org"}, "image.registry must be a registry host[:port]"),
+    ({"image.registry": "ghcr.io/Org"}, "optionally with a path such as ghcr.io/org, got"),
+    ({"sitemaps.schedule": "0 3 * * 7"}, "day of week value 7 is outside 0-6"),
+    ({"sitemaps.schedule": "@DAILY"}, "unknown macro @DAILY; allowed (lower case): @yearly"),
+    ({"sitemaps.schedule": "@Hourly"}, 'sitemaps.schedule "@Hourly" is not a cron schedule'),
+    ({"api.host": "192.168.49.2"}, "api.host must be a DNS host name, not an IP address"),
+    ({"api.host": "2001:db8::1"}, "api.host must be a DNS host name, not an IP address"),
+    ({"sitemaps.host": "10.0.0.1"}, "sitemaps.host must be a DNS host name, not an IP address"),
+    ({"api.host": "a" * 64 + ".example.com"}, "api.host has a label of 64 characters; each"),
+    ({"sitemaps.host": "s." + "b" * 70 + ".test"}, "sitemaps.host has a label of 70 characters"),
+    ({"api.incomingBucket": "In_Coming"}, "api.incomingBucket would stop the API at start: "),
+    ({"api.processedBucket": "pr"}, "api.processedBucket would stop the API at start: "),
+    (
+        {"api.incomingBucket": "images", "api.processedBucket": "images"},
+        "api.incomingBucket and api.processedBucket must differ",
+    ),
+    ({"namespace": "default"}, "namespace default exists in every cluster, so the stack cannot"),
+    ({"namespace": "kube-system"}, "namespace kube-system exists in every cluster"),
+    ({"namespace": "kube-public"}, "set namespaceExists=true to deploy into it"),
+    ({"namespaceExists": "maybe"}, 'namespaceExists must be true or false, got "maybe"'),
+    (
+        {"sitemaps.baseUrl": "https://cdn.example.com/sitemaps"},
+        "sitemaps.baseUrl must be served by the sitemaps Ingress, so its host must be "
+        "sitemaps.host (sitemaps.kube-image-processing.test)",
+    ),
+    ({"minio.allowedCidrs": "10.0.0.0/8"}, "minio.allowedCidrs must be a list of CIDRs"),
+    ({"minio.allowedCidrs": ["10.0.0.1/8"]}, 'minio.allowedCidrs has "10.0.0.1/8", which is'),
+    ({"minio.allowDataLoss": "yes"}, 'minio.allowDataLoss must be true or false, got "yes"'),
+    ({"kubernetes.clusterDomain": "10.96.0.10"}, "kubernetes.clusterDomain must be a DNS host"),
+    ({"kubernetes.clusterDomian": "x.local"}, "unknown config key kubernetes.clusterDomian"),
     ({"sitemaps.source": "sql"}, "sitemaps.source=sql needs sitemaps.query and the secret"),
     ({"sitemaps.baseUrl": "http://x.example.com/maps"}, "sitemaps.baseUrl must be an absolute"),
     (
@@ -104,6 +137,57 @@ def test_config_error_is_a_clean_pulumi_run_error() -> None:
     assert issubclass(ConfigError, pulumi.RunError)
 
 
+def test_every_bad_value_message_is_one_line() -> None:
+    for changes, _ in BAD_VALUES:
+        with pytest.raises(ConfigError) as caught:
+            parse(changes)
+        assert "\n" not in str(caught.value), changes
+
+
+def test_registry_without_static_credentials_is_accepted() -> None:
+    """Credential helpers push; node IAM, ECR or a kubelet credential provider pulls."""
+    config = parse_stack_config({"image": {"registry": "123.dkr.ecr.eu-west-1.amazonaws.com"}}, {})
+    assert config.image.push
+    assert config.image.username is None
+    assert config.image.password is None
+
+
+def test_registry_with_a_path_is_split_into_host_and_repository() -> None:
+    config = parse_stack_config({"image": {"registry": "ghcr.io/org/team"}}, {})
+    assert config.image.registry == "ghcr.io"
+    assert config.image.repository == "org/team/kube-image-processing"
+    assert config.image.name == "ghcr.io/org/team/kube-image-processing"
+
+
+def test_platform_is_left_to_the_daemon_without_a_push() -> None:
+    assert parse({}).image.platform is None
+    assert parse({"image.platform": "linux/arm64"}).image.platform == "linux/arm64"
+    pushed = parse_stack_config({"image": {"registry": "registry.example.com"}}, {})
+    assert pushed.image.platform == "linux/amd64"
+
+
+def test_an_existing_namespace_is_accepted_when_the_stack_says_so() -> None:
+    config = parse({"namespace": "default", "namespaceExists": True})
+    assert config.namespace == "default"
+    assert config.namespace_exists
+
+
+def test_cluster_domain_defaults_to_cluster_local() -> None:
+    assert parse({}).kubernetes.cluster_domain == "cluster.local"
+    changed = parse({"kubernetes.clusterDomain": "corp.internal"})
+    assert changed.kubernetes.cluster_domain == "corp.internal"
+
+
+def test_a_base_url_on_the_sitemaps_host_with_a_port_is_accepted() -> None:
+    config = parse(
+        {
+            "sitemaps.host": "maps.example.com",
+            "sitemaps.baseUrl": "https://maps.example.com:8443/sitemaps",
+        }
+    )
+    assert config.sitemaps.base_url == "https://maps.example.com:8443/sitemaps"
+
+
 def test_registry_with_credentials_is_accepted() -> None:
     config = parse_stack_config(
         {"image": {"registry": "registry.example.com:5000", "username": "ci"}},
@@ -120,7 +204,18 @@ def test_replica_counts_minio_accepts(replicas: int) -> None:
 
 @pytest.mark.parametrize(
     "schedule",
-    ["0 3 * * *", "*/15 * * * *", "0 0 1 jan,jul *", "30 2 * * mon-fri", "0 0 ? * 0", "@daily"],
+    [
+        "0 3 * * *",
+        "*/15 * * * *",
+        "0 0 1 jan,jul *",
+        "30 2 * * mon-fri",
+        "30 2 * * MON-FRI",
+        "0 0 ? * 0",
+        "0 0 * * 6",
+        "0 0 * * sun",
+        "@daily",
+        "@hourly",
+    ],
 )
 def test_valid_schedules(schedule: str) -> None:
     validate_schedule(schedule)
@@ -136,6 +231,9 @@ def test_valid_schedules(schedule: str) -> None:
         "5-1 * * * *",
         "@every 1h",
         "TZ=UTC 0 3 * * *",
+        "0 0 * * 7",
+        "0 0 * * 5-7",
+        "@Daily",
     ],
 )
 def test_invalid_schedules(schedule: str) -> None:
@@ -157,7 +255,7 @@ def test_quantities() -> None:
     [
         ("bad-replicas", "api.replicas must be an integer >= 1, got -1"),
         ("bad-schedule", 'sitemaps.schedule "every hour" is not a cron schedule'),
-        ("prod-without-secret", "needs image.username and the secret registryPassword"),
+        ("prod-without-secret", "needs both image.username and the secret registryPassword"),
     ],
 )
 def test_the_program_stops_with_the_message(

@@ -27,7 +27,12 @@ def test_builds_the_root_dockerfile(stack: Rendered) -> None:
     inputs = image(stack)["inputs"]
     assert inputs["context"] == {"location": "."}
     assert inputs["dockerfile"] == {"location": "./Dockerfile"}
-    assert inputs["platforms"] == ["linux/amd64"]
+
+
+def test_without_a_push_the_daemons_own_platform_is_built(dev: Rendered, prod: Rendered) -> None:
+    """minikube's daemon builds for its own node, amd64 or arm64 (pitfall 6)."""
+    assert "platforms" not in image(dev)["inputs"]
+    assert image(prod)["inputs"]["platforms"] == ["linux/amd64"]
 
 
 def test_dev_loads_into_minikube_docker_without_push(dev: Rendered) -> None:
@@ -112,5 +117,26 @@ def test_docker_config_json_shape() -> None:
     }
 
 
+def test_a_registry_without_static_credentials_gets_no_pull_secret(variant) -> None:
+    """`ghcr.io/org`: host and path are split; credential helpers push, the nodes pull."""
+    result = variant("registry-helpers")
+    inputs = image(result)["inputs"]
+    assert inputs["push"] is True
+    assert "registries" not in inputs
+    (tag,) = inputs["tags"]
+    assert tag.startswith("ghcr.io/org/kube-image-processing:ctx-")
+    assert not [s for s in result.of_kind("Secret") if s["type"].endswith("dockerconfigjson")]
+    for workload in ("Deployment", "CronJob"):
+        assert "imagePullSecrets" not in pod_spec(result.one(workload))
+    assert api_container(result)["image"] == f"{tag}@{MOCK_DIGEST}"
+
+
 def test_build_can_be_skipped_on_preview(variant) -> None:
     assert image(variant("preview"))["inputs"]["buildOnPreview"] is False
+
+
+def test_the_previewed_stack_commits_build_on_preview() -> None:
+    """Set only in CI, it would show as a change in every preview (pitfall 13)."""
+    from stack_render import stack_config
+
+    assert stack_config("prod")["kube-image-processing:image"]["buildOnPreview"] is False

@@ -120,7 +120,7 @@ def test_small_requests_in_dev_and_config_driven(dev: Rendered, prod: Rendered) 
 
 def test_volume_claim_templates_from_config(dev: Rendered, prod: Rendered) -> None:
     dev_claim = minio(dev)["spec"]["volumeClaimTemplates"][0]
-    assert dev_claim["metadata"]["name"] == "data"
+    assert dev_claim["metadata"]["name"] == "data-4x1"
     assert dev_claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
     assert dev_claim["spec"]["storageClassName"] == "standard"
     assert dev_claim["spec"]["accessModes"] == ["ReadWriteOnce"]
@@ -128,7 +128,7 @@ def test_volume_claim_templates_from_config(dev: Rendered, prod: Rendered) -> No
     assert prod_claim["spec"]["resources"]["requests"]["storage"] == "100Gi"
     assert "storageClassName" not in prod_claim["spec"]
     mounts = containers(minio(dev))[0]["volumeMounts"]
-    assert {"name": "data", "mountPath": "/data"} in mounts
+    assert {"name": "data-4x1", "mountPath": "/data"} in mounts
 
 
 def test_storage_change_is_an_explicit_replacement_keeping_the_claims(stack: Rendered) -> None:

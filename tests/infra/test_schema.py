@@ -21,6 +21,18 @@ def test_every_object_validates_strictly(stack: Rendered, version: str) -> None:
             pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} for {version}: {exc.message}")
 
 
+def test_every_variant_that_runs_validates_strictly(rendered: dict[str, Rendered]) -> None:
+    """The variants (namespaceExists, cluster domain, CIDRs, ...) render valid objects too."""
+    for name, result in rendered.items():
+        if result.error is not None:
+            continue
+        for obj in result.objects():
+            try:
+                kubernetes_validate.validate(obj, NEWEST_BUNDLED, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{name}: {obj['kind']}/{obj['metadata']['name']}: {exc.message}")
+
+
 def test_newest_bundled_version_is_newer_than_oldest() -> None:
     assert kubernetes_validate.utils.major_minor(NEWEST_BUNDLED) >= "1.37"
 
