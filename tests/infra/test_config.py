@@ -40,7 +40,7 @@ def test_stack_files_parse() -> None:
 
 
 def test_defaults_without_a_stack_file() -> None:
-    config = parse_stack_config({}, {})
+    config = parse_stack_config({"api": {"host": "images.example.test"}}, {})
     assert config.namespace == "kube-image-processing"
     assert config.minio.replicas == 1
     assert not config.minio.ci_cd_mode
@@ -106,7 +106,10 @@ def test_config_error_is_a_clean_pulumi_run_error() -> None:
 
 def test_registry_with_credentials_is_accepted() -> None:
     config = parse_stack_config(
-        {"image": {"registry": "registry.example.com:5000", "username": "ci"}},
+        {
+            "image": {"registry": "registry.example.com:5000", "username": "ci"},
+            "api": {"host": "images.example.test"},
+        },
         {"registryPassword": SECRET},
     )
     assert config.image.push
@@ -158,6 +161,9 @@ def test_quantities() -> None:
         ("bad-replicas", "api.replicas must be an integer >= 1, got -1"),
         ("bad-schedule", 'sitemaps.schedule "every hour" is not a cron schedule'),
         ("prod-without-secret", "needs image.username and the secret registryPassword"),
+        ("bare", "sitemaps.source=bucket lists images under the API's public URL"),
+        ("no-api-host-bucket-sitemaps", "set api.host (or sitemaps.siteUrl)"),
+        ("tls-without-api-host", "ingress.tls needs api.host"),
     ],
 )
 def test_the_program_stops_with_the_message(
@@ -171,6 +177,7 @@ def test_the_program_stops_with_the_message(
 
 
 def test_program_runs_on_defaults_alone(variant) -> None:
+    """Defaults plus api.host, the one key a bucket sitemap cannot do without ("bare" below)."""
     result = variant("no-stack-file")
     statefulset = result.one("StatefulSet", "minio")
     assert statefulset["spec"]["replicas"] == 1
