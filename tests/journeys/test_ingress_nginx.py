@@ -1,0 +1,124 @@
+"""The Ingress translation behaves as ingress-nginx does, checked on a real nginx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import urllib3
+from ingress_nginx import Listeners, nginx_conf
+from nginx_server import NginxServer
+
+from tests.servers import serving
+
+PREFIX = "nginx.ingress.kubernetes.io/"
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """Answers with the path it was asked for, so a test sees what nginx forwarded."""
+
+    def do_GET(self) -> None:
+        body = self.path.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def ingress(
+    host: str | None, paths: list[tuple[str, str]], annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    rule: dict[str, Any] = {
+        "http": {
+            "paths": [
+                {
+                    "path": path,
+                    "pathType": path_type,
+                    "backend": {"service": {"name": "echo", "port": {"number": 80}}},
+                }
+                for path, path_type in paths
+            ]
+        }
+    }
+    if host:
+        rule["host"] = host
+    return {
+        "metadata": {"annotations": {PREFIX + k: v for k, v in (annotations or {}).items()}},
+        "spec": {"rules": [rule]},
+    }
+
+
+INGRESSES = [
+    ingress(
+        "plain.test",
+        [("/api", "Prefix"), ("/exact", "Exact"), ("/files", "ImplementationSpecific")],
+    ),
+    # Two Ingresses on one host, one with use-regex: the regex reaches the other's path too.
+    ingress(
+        "shared.test",
+        [("/sitemaps(/|$)(.*)", "ImplementationSpecific")],
+        {"use-regex": "true", "rewrite-target": "/bucket-1/$2"},
+    ),
+    ingress("shared.test", [("/processed", "Prefix")]),
+    ingress(None, [("/", "Prefix")]),
+]
+
+
+@pytest.fixture(scope="module")
+def routes(nginx_available: None) -> Iterator[urllib3.HTTPConnectionPool]:
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), _Echo)) as echo:
+        nginx = NginxServer()
+        try:
+            nginx.start(
+                nginx_conf(
+                    INGRESSES,
+                    upstreams={"echo": f"127.0.0.1:{echo.server_address[1]}"},
+                    certificates={},
+                    listeners=Listeners(nginx.http_port, nginx.https_port),
+                    runtime_dir=nginx.directory,
+                )
+            )
+            yield urllib3.HTTPConnectionPool(
+                "127.0.0.1", nginx.http_port, retries=False, timeout=10
+            )
+        finally:
+            nginx.remove()
+
+
+def forwarded(pool: urllib3.HTTPConnectionPool, host: str, path: str) -> str | int:
+    """The path the backend saw, or nginx's own status when it did not forward."""
+    response = pool.request("GET", path, headers={"Host": host})
+    if response.status == 200:
+        return str(response.data.decode())
+    return int(response.status)
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "expected"),
+    [
+        ("plain.test", "/api", "/api"),
+        ("plain.test", "/api/v1", "/api/v1"),
+        ("plain.test", "/apix", 404),  # Prefix matches whole path elements
+        ("plain.test", "/exact", "/exact"),
+        ("plain.test", "/exact/more", 404),
+        ("plain.test", "/filesystem", "/filesystem"),  # ImplementationSpecific: a plain prefix
+        ("plain.test", "/", 404),  # the default backend
+        ("shared.test", "/sitemaps/sitemap.xml", "/bucket-1/sitemap.xml"),
+        ("shared.test", "/sitemaps", "/bucket-1/"),
+        ("shared.test", "/SITEMAPS/a.xml.gz", "/bucket-1/a.xml.gz"),  # regexes ignore case
+        ("shared.test", "/processed/abc", "/processed/abc"),
+        # Pitfall 9: use-regex from the other Ingress turned this Prefix into a bare regex.
+        ("shared.test", "/processedXYZ", "/processedXYZ"),
+        ("anything.test", "/whatever", "/whatever"),  # a rule without host: the default server
+    ],
+)
+def test_paths_route_as_ingress_nginx_routes_them(
+    routes: urllib3.HTTPConnectionPool, host: str, path: str, expected: str | int
+) -> None:
+    assert forwarded(routes, host, path) == expected
