@@ -9,7 +9,9 @@ What is translated, after ingress-nginx (docs: ingress-path-matching, annotation
   case-insensitive regex location `~* "^<path>"` (Exact stays exact), longest path first;
 - `rewrite-target` is `rewrite "(?i)<path>" <target> break;`, capture groups and all;
 - a host listed under an Ingress's `tls:` listens for TLS with its Secret's certificate, and
-  HTTP to it answers 308 to https unless `ssl-redirect: "false"` (`force-ssl-redirect` always);
+  HTTP to any location of that host answers 308 to https unless the location's Ingress says
+  `ssl-redirect: "false"` or the path is an ACME challenge (`no-tls-redirect-locations`);
+  `force-ssl-redirect` redirects even without TLS;
 - `proxy-read-timeout`, `proxy-send-timeout` and `proxy-body-size`;
 - a host without a `/` location, and any unknown host, get the default backend's 404.
 
@@ -25,6 +27,8 @@ from typing import Any
 
 PREFIX = "nginx.ingress.kubernetes.io/"
 DEFAULT_SERVER = "_"
+# The controller's default no-tls-redirect-locations, so HTTP-01 challenges answer over HTTP.
+NO_TLS_REDIRECT = "/.well-known/acme-challenge"
 
 
 @dataclass(frozen=True)
@@ -49,7 +53,6 @@ class _Location:
     path_type: str
     backend: str
     annotations: Mapping[str, str]
-    redirect: bool
 
 
 @dataclass
@@ -88,9 +91,6 @@ def _servers(
                 if secret not in certificates:
                     raise ValueError(f"no certificate stands in for Secret {secret}")
                 server.certificate = certificates[secret]
-            redirect = _annotation(annotations, "force-ssl-redirect") == "true" or (
-                host in tls_hosts and _annotation(annotations, "ssl-redirect", "true") == "true"
-            )
             for path in rule["http"]["paths"]:
                 server.locations.append(
                     _Location(
@@ -98,7 +98,6 @@ def _servers(
                         path_type=path["pathType"],
                         backend=path["backend"]["service"]["name"],
                         annotations=annotations,
-                        redirect=redirect,
                     )
                 )
     return servers
@@ -116,12 +115,23 @@ def _matchers(location: _Location, regex: bool) -> list[str]:
     return [path]
 
 
-def _location_block(matcher: str, location: _Location, upstreams: Mapping[str, str]) -> str:
+def _redirects(location: _Location, tls: bool) -> bool:
+    if location.path.startswith(NO_TLS_REDIRECT):
+        return False
+    annotations = location.annotations
+    if _annotation(annotations, "force-ssl-redirect") == "true":
+        return True
+    return tls and _annotation(annotations, "ssl-redirect", "true") == "true"
+
+
+def _location_block(
+    matcher: str, location: _Location, upstreams: Mapping[str, str], tls: bool
+) -> str:
     if location.backend not in upstreams:
         raise ValueError(f"no loopback server stands in for Service {location.backend}")
     annotations = location.annotations
     lines = [f"        location {matcher} {{"]
-    if location.redirect:
+    if _redirects(location, tls):
         lines.append('            if ($scheme = "http") { return 308 https://$host$request_uri; }')
     target = _annotation(annotations, "rewrite-target")
     if target and target != location.path:
@@ -153,7 +163,7 @@ def _server_block(server: _Server, listeners: Listeners, upstreams: Mapping[str,
     # ingress-nginx orders locations by path length, longest first: regexes match in order.
     ordered = sorted(server.locations, key=lambda location: len(location.path), reverse=True)
     blocks = [
-        _location_block(matcher, location, upstreams)
+        _location_block(matcher, location, upstreams, server.certificate is not None)
         for location in ordered
         for matcher in _matchers(location, server.regex)
     ]
