@@ -62,6 +62,7 @@ api = ImageApi(
         image_pull_policy=image.pull_policy,
         storage=minio.access,
         pull_secret_names=image.pull_secret_names,
+        sitemap_index_url=config.sitemaps.index_url if config.sitemaps.enabled else None,
     ),
     opts=components,
 )

@@ -57,6 +57,7 @@ from infra.common import (
     tmp_volume,
 )
 from infra.config import ApiConfig, IngressConfig
+from infra.tls import ingress_tls, tls_annotations
 
 COMPONENT = "image-api"
 DEPLOYMENT_NAME = "image-api"
@@ -78,9 +79,13 @@ class ImageApiArgs:
     image_pull_policy: str
     storage: StorageAccess
     pull_secret_names: list[pulumi.Output[str]] = field(default_factory=list)
+    # Named in /robots.txt, which makes the cross-host sitemaps valid (pitfall 16).
+    sitemap_index_url: str | None = None
 
 
-def api_env(config: ApiConfig, storage: StorageAccess) -> list[EnvVarArgs]:
+def api_env(
+    config: ApiConfig, storage: StorageAccess, sitemap_index_url: str | None = None
+) -> list[EnvVarArgs]:
     """The API container's environment, as the service contract names it."""
     env = storage_env(
         storage,
@@ -93,6 +98,8 @@ def api_env(config: ApiConfig, storage: StorageAccess) -> list[EnvVarArgs]:
         EnvVarArgs(name="WEB_CONCURRENCY", value=str(config.web_concurrency)),
         EnvVarArgs(name="PROMETHEUS_MULTIPROC_DIR", value=METRICS_DIR),
     ]
+    if sitemap_index_url:
+        env.append(EnvVarArgs(name="SITEMAP_INDEX_URL", value=sitemap_index_url))
     return env
 
 
@@ -110,10 +117,10 @@ def _node_port(spec: Any) -> int:
     return int(spec.ports[0].node_port)
 
 
-def api_url(host: str | None, status: Any, node_port: int | None) -> str:
+def api_url(host: str | None, status: Any, node_port: int | None, scheme: str = "http") -> str:
     """The Ingress host, else the address the controller published, else the NodePort."""
     if host:
-        return f"http://{host}/"
+        return f"{scheme}://{host}/"
     balancer = getattr(status, "load_balancer", None)
     for entry in getattr(balancer, "ingress", None) or []:
         address = getattr(entry, "ip", None) or getattr(entry, "hostname", None)
@@ -144,7 +151,7 @@ class ImageApi(pulumi.ComponentResource):
             image=args.image,
             image_pull_policy=args.image_pull_policy,
             ports=[ContainerPortArgs(name="http", container_port=HTTP_PORT)],
-            env=api_env(config, args.storage),
+            env=api_env(config, args.storage, args.sitemap_index_url),
             liveness_probe=_probe("/healthz", 15, 3),
             readiness_probe=_probe("/readyz", 10, 3),
             resources=resource_requirements(config.resources),
@@ -235,10 +242,12 @@ class ImageApi(pulumi.ComponentResource):
                     "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
                     "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
                     **skip_await_annotations(args.ingress.skip_await),
+                    **tls_annotations(args.ingress.tls),
                 },
             ),
             spec=IngressSpecArgs(
                 ingress_class_name=args.ingress.class_name,
+                tls=ingress_tls(args.ingress.tls, config.host, INGRESS_NAME) or None,
                 rules=[
                     IngressRuleArgs(
                         host=config.host,
@@ -266,8 +275,9 @@ class ImageApi(pulumi.ComponentResource):
         self.node_port = service.spec.apply(_node_port)
         self.ingress_name = ingress.metadata.name
         host = config.host
+        scheme = args.ingress.scheme
         self.url = pulumi.Output.all(ingress.status, self.node_port).apply(
-            lambda values: api_url(host, values[0], values[1])
+            lambda values: api_url(host, values[0], values[1], scheme)
         )
         self.register_outputs(
             {"service_name": self.service_name, "node_port": self.node_port, "url": self.url}

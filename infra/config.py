@@ -31,7 +31,12 @@ DEFAULT_CLUSTER_DOMAIN = "cluster.local"
 # Namespaces Kubernetes creates in every cluster: the stack would adopt them and, on destroy,
 # delete them.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+CLUSTER_ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
+ISSUER_ANNOTATION = "cert-manager.io/issuer"
+TLS_KEYS = ("secretName", "clusterIssuer", "issuer")
 
+_SECTION_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$")
@@ -101,11 +106,30 @@ class KubernetesConfig:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """HTTPS on both hosts: an existing certificate Secret, or one a cert-manager issuer makes.
+
+    Exactly one of the three is set. With an issuer, cert-manager's ingress-shim creates the
+    Secret that each Ingress names (`<ingress>-tls`).
+    """
+
+    secret_name: str | None
+    cluster_issuer: str | None
+    issuer: str | None
+
+
+@dataclass(frozen=True)
 class IngressConfig:
     """Settings shared by every Ingress of the stack."""
 
     class_name: str
     skip_await: bool
+    tls: TlsConfig | None = None
+
+    @property
+    def scheme(self) -> str:
+        """The scheme of the public URLs: https once the Ingresses terminate TLS."""
+        return "https" if self.tls else "http"
 
 
 @dataclass(frozen=True)
@@ -170,6 +194,14 @@ class ApiConfig:
 
 
 @dataclass(frozen=True)
+class SitemapSection:
+    """One named family of sitemap files from one SQL query."""
+
+    name: str
+    query: str
+
+
+@dataclass(frozen=True)
 class SitemapsConfig:
     """The sitemap publisher CronJob and the Ingress it switches."""
 
@@ -186,6 +218,16 @@ class SitemapsConfig:
     active_deadline_seconds: int
     scratch_size: str
     resources: Resources
+    sections: tuple[SitemapSection, ...] = ()
+
+    @property
+    def index_url(self) -> str:
+        """The public URL of the sitemap index."""
+        return f"{self.base_url}/sitemap.xml"
+
+    def sections_json(self) -> str:
+        """SITEMAP_SECTIONS, the contract with the job: `[{"name": ..., "query": ...}]`."""
+        return json.dumps([{"name": s.name, "query": s.query} for s in self.sections])
 
 
 @dataclass(frozen=True)
@@ -548,7 +590,61 @@ def _check_buckets(config: ApiConfig) -> None:
         )
 
 
-def _sitemaps(root: _Section, secrets: Mapping[str, Any], api: ApiConfig) -> SitemapsConfig:
+def _tls(ingress: _Section) -> TlsConfig | None:
+    """`ingress.tls`: one of secretName, clusterIssuer or issuer; absent means plain HTTP."""
+    section = ingress.section("tls")
+    names = {key: section.optional_text(key) for key in TLS_KEYS}
+    section.finish()
+    given = {key: value for key, value in names.items() if value is not None}
+    if not given:
+        return None
+    if len(given) > 1:
+        raise ConfigError(
+            f"ingress.tls takes one of {', '.join(TLS_KEYS)}, got {', '.join(sorted(given))}"
+        )
+    ((key, value),) = given.items()
+    if len(value) > 253 or not _DNS_SUBDOMAIN.match(value):
+        raise ConfigError(
+            f"ingress.tls.{key} must be a Kubernetes object name (lowercase letters, digits, "
+            f"'-' and '.'), got {json.dumps(value)}"
+        )
+    return TlsConfig(
+        secret_name=names["secretName"],
+        cluster_issuer=names["clusterIssuer"],
+        issuer=names["issuer"],
+    )
+
+
+def _sections(section: _Section) -> tuple[SitemapSection, ...]:
+    """`sitemaps.sections`: a list of `{name, query}`, names unique and fit for file names."""
+    raw = section._get("sections")
+    if raw is None or raw == []:
+        return ()
+    key = section.key("sections")
+    if not isinstance(raw, list):
+        raise ConfigError(f"{key} must be a list of {{name, query}}, got {json.dumps(raw)}")
+    sections: list[SitemapSection] = []
+    for number, item in enumerate(raw):
+        entry = _Section(f"{key}[{number}]", item)
+        name = entry.optional_text("name")
+        query = entry.optional_text("query")
+        entry.finish()
+        if name is None or query is None:
+            raise ConfigError(f"{key}[{number}] needs both name and query")
+        if not _SECTION_NAME.match(name):
+            raise ConfigError(
+                f"{key}[{number}].name must be 1 to 40 lowercase letters, digits or '-', "
+                f"got {json.dumps(name)}"
+            )
+        if any(known.name == name for known in sections):
+            raise ConfigError(f"{key}[{number}].name {json.dumps(name)} is used twice")
+        sections.append(SitemapSection(name=name, query=query))
+    return tuple(sections)
+
+
+def _sitemaps(
+    root: _Section, secrets: Mapping[str, Any], api: ApiConfig, scheme: str = "http"
+) -> SitemapsConfig:
     section = root.section("sitemaps")
     enabled = section.boolean("enabled", True)
     schedule = section.text("schedule", "0 3 * * *")
@@ -559,7 +655,7 @@ def _sitemaps(root: _Section, secrets: Mapping[str, Any], api: ApiConfig) -> Sit
             f"sitemaps.schedule {json.dumps(schedule)} is not a cron schedule: {exc}"
         ) from None
     host = section.hostname("host") or "sitemaps.kube-image-processing.test"
-    base_url = section.text("baseUrl", f"http://{host}/sitemaps").rstrip("/")
+    base_url = section.text("baseUrl", f"{scheme}://{host}/sitemaps").rstrip("/")
     if not re.match(r"^https?://[^/\s]+/sitemaps$", base_url):
         raise ConfigError(
             "sitemaps.baseUrl must be an absolute http(s) URL ending in /sitemaps, where the "
@@ -573,7 +669,7 @@ def _sitemaps(root: _Section, secrets: Mapping[str, Any], api: ApiConfig) -> Sit
         )
     site_url = section.optional_text("siteUrl")
     if site_url is None and api.host is not None:
-        site_url = f"http://{api.host}"
+        site_url = f"{scheme}://{api.host}"
     if site_url is not None:
         site_url = site_url.rstrip("/")
         if not re.match(r"^https?://[^/\s]+(/\S*)?$", site_url):
@@ -594,6 +690,7 @@ def _sitemaps(root: _Section, secrets: Mapping[str, Any], api: ApiConfig) -> Sit
         backoff_limit=section.integer("backoffLimit", 2, minimum=0, maximum=20),
         active_deadline_seconds=section.integer("activeDeadlineSeconds", 3600, minimum=60),
         scratch_size=section.quantity("scratchSize", "2Gi"),
+        sections=_sections(section),
         resources=_resources(
             section.section("resources"),
             Resources(
@@ -603,11 +700,36 @@ def _sitemaps(root: _Section, secrets: Mapping[str, Any], api: ApiConfig) -> Sit
         ),
     )
     section.finish()
-    if config.source == "sql" and (config.database_url is None or not config.query):
+    if config.sections and config.source != "sql":
+        raise ConfigError(
+            "sitemaps.sections needs sitemaps.source=sql: the bucket source is one section"
+        )
+    if config.sections and config.query:
+        raise ConfigError(
+            "sitemaps.sections and sitemaps.query exclude each other: put the query in a section"
+        )
+    if config.source == "sql" and (
+        config.database_url is None or not (config.query or config.sections)
+    ):
         raise ConfigError(
             "sitemaps.source=sql needs sitemaps.query and the secret sitemapDatabaseUrl "
-            "(pulumi config set --secret sitemapDatabaseUrl <sqlalchemy-url>)"
+            "(pulumi config set --secret sitemapDatabaseUrl <sqlalchemy-url>); "
+            "sitemaps.sections may replace sitemaps.query"
         )
+    if config.enabled and config.source == "bucket" and config.site_url is None:
+        # Without a host of its own the API answers on the Ingress's default server, whose
+        # public name the program cannot know; any guess would publish 404s.
+        raise ConfigError(
+            "sitemaps.source=bucket lists images under the API's public URL, which is unknown: "
+            "set api.host (or sitemaps.siteUrl), or sitemaps.enabled=false"
+        )
+    if scheme == "https":
+        for key, url in (("baseUrl", config.base_url), ("siteUrl", config.site_url)):
+            if url is not None and url.startswith("http://"):
+                raise ConfigError(
+                    f"sitemaps.{key} must be https with ingress.tls set (plain http redirects), "
+                    f"got {json.dumps(url)}"
+                )
     if api.host is not None and api.host == config.host:
         raise ConfigError(
             f"sitemaps.host must differ from api.host ({api.host}): ingress-nginx applies the "
@@ -637,12 +759,17 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any]) -> St
     ingress_config = IngressConfig(
         class_name=ingress.choice("className", "nginx", SUPPORTED_INGRESS_CLASSES),
         skip_await=ingress.boolean("skipAwait", False),
+        tls=_tls(ingress),
     )
     ingress.finish()
     minio = _minio(root, secrets)
     image = _image(root, secrets)
     api = _api(root)
-    sitemaps = _sitemaps(root, secrets, api)
+    if ingress_config.tls is not None and api.host is None:
+        raise ConfigError(
+            "ingress.tls needs api.host: a certificate names hosts, and the API has none"
+        )
+    sitemaps = _sitemaps(root, secrets, api, ingress_config.scheme)
     for key in SECRET_KEYS:
         root.known.append(key)
     root.finish()

@@ -60,6 +60,7 @@ from infra.common import (
     tmp_volume,
 )
 from infra.config import IngressConfig, SitemapsConfig
+from infra.tls import ingress_tls, tls_annotations
 
 COMPONENT = "sitemap-publisher"
 INGRESS_NAME = "sitemaps"
@@ -120,10 +121,12 @@ class SitemapPublisher(pulumi.ComponentResource):
                 annotations={
                     "nginx.ingress.kubernetes.io/use-regex": "true",
                     **skip_await_annotations(args.ingress.skip_await),
+                    **tls_annotations(args.ingress.tls),
                 },
             ),
             spec=IngressSpecArgs(
                 ingress_class_name=args.ingress.class_name,
+                tls=ingress_tls(args.ingress.tls, config.host, INGRESS_NAME) or None,
                 rules=[
                     IngressRuleArgs(
                         # A host of its own: ingress-nginx applies use-regex and rewrite-target
@@ -205,6 +208,8 @@ class SitemapPublisher(pulumi.ComponentResource):
             env.append(EnvVarArgs(name="SITEMAP_SITE_URL", value=config.site_url))
         if config.query:
             env.append(EnvVarArgs(name="SITEMAP_QUERY", value=config.query))
+        if config.sections:
+            env.append(EnvVarArgs(name="SITEMAP_SECTIONS", value=config.sections_json()))
         if config.source == "sql" and config.database_url is not None:
             database = Secret(
                 f"{name}-database",
@@ -279,7 +284,7 @@ class SitemapPublisher(pulumi.ComponentResource):
 
         self.ingress_name = ingress.metadata.name
         self.cronjob_name = cronjob.metadata.name
-        self.index_url = pulumi.Output.from_input(f"{config.base_url}/sitemap.xml")
+        self.index_url = pulumi.Output.from_input(config.index_url)
         self.register_outputs(
             {
                 "ingress_name": self.ingress_name,

@@ -10,9 +10,15 @@ from collections.abc import Mapping
 from flask import Flask
 from PIL import Image
 
-from service import health, images, observability, openapi
+from service import health, images, observability, openapi, robots
 from service.errors import register_error_handlers
-from service.settings import ApiSettings, FetchSettings, SettingsError, StorageSettings
+from service.settings import (
+    ApiSettings,
+    FetchSettings,
+    RobotsSettings,
+    SettingsError,
+    StorageSettings,
+)
 from service.storage import Storage, StorageUnavailableError
 
 log = logging.getLogger(__name__)
@@ -27,6 +33,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         storage_settings = StorageSettings.from_env(env)
         fetch_settings = FetchSettings.from_env(env)
         api_settings = ApiSettings.from_env(env)
+        robots_settings = RobotsSettings.from_env(env)
     except SettingsError as error:
         # One line that names the setting, and no traceback: the operator's fix is obvious.
         print(f"error: {error}", file=sys.stderr, flush=True)
@@ -43,10 +50,11 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     app.url_map.merge_slashes = False
     storage = Storage(storage_settings, api_settings.storage_timeout_seconds)
     app.extensions["image_api"] = images.ImageApi(storage=storage, fetch_settings=fetch_settings)
+    app.extensions[robots.EXTENSION] = robots.robots_txt(robots_settings.sitemap_index_url)
 
     observability.init_app(app)
     register_error_handlers(app)
-    for blueprint in (openapi.bp, health.bp, images.bp):
+    for blueprint in (openapi.bp, health.bp, images.bp, robots.bp):
         app.register_blueprint(blueprint)
 
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -122,6 +123,24 @@ class ApiSettings:
         )
 
 
+_ABSOLUTE_HTTP_URL = re.compile(r"^https?://[^\s/?#@]+(/[^\s#]*)?$")
+
+
+@dataclass(frozen=True)
+class RobotsSettings:
+    """What /robots.txt names: the sitemap index that lists this host's images, if any."""
+
+    sitemap_index_url: str | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RobotsSettings:
+        env = os.environ if env is None else env
+        url = _get(env, "SITEMAP_INDEX_URL", default="") or None
+        if url is not None and not _ABSOLUTE_HTTP_URL.match(url):
+            raise SettingsError(f"SITEMAP_INDEX_URL must be an absolute http(s) URL, got {url!r}")
+        return cls(sitemap_index_url=url)
+
+
 def web_concurrency(env: Mapping[str, str] | None = None) -> int:
     """gunicorn's worker count, from WEB_CONCURRENCY (default 2)."""
     env = os.environ if env is None else env
@@ -136,4 +155,5 @@ def check_all(env: Mapping[str, str] | None = None) -> None:
     StorageSettings.from_env(env)
     FetchSettings.from_env(env)
     ApiSettings.from_env(env)
+    RobotsSettings.from_env(env)
     web_concurrency(env)

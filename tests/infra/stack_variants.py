@@ -30,6 +30,11 @@ SHORT_ROOT_USER = "zq"
 SHORT_ROOT_PASSWORD = "pw-7zq!"
 FORMATTED_WITH_TWO = {"minio-topology": {"data": {"servers": "2", "drivesPerServer": "1"}}}
 FORMATTED_WITH_FOUR = {"minio-topology": {"data": {"servers": "4", "drivesPerServer": "1"}}}
+DEV_API_HOST = "images.kube-image-processing.test"
+SECTIONS = [
+    {"name": "products", "query": "SELECT loc, lastmod FROM products"},
+    {"name": "blog-posts", "query": "SELECT loc, NULL FROM posts"},
+]
 
 # Every way the tests run the program; all are rendered together, in forked children.
 VARIANTS = {
@@ -42,13 +47,34 @@ VARIANTS = {
     "minio-3": Variant("dev", overrides={"minio": {"replicas": 3}}),
     "preview": Variant("dev", preview=True, overrides={"image": {"buildOnPreview": False}}),
     "skip-await": Variant(
-        "dev", overrides={"ingress": {"skipAwait": True}, "api": {"nodePort": 30080}}
+        "dev",
+        overrides={
+            "ingress": {"skipAwait": True},
+            "api": {"nodePort": 30080, "host": DEV_API_HOST},
+        },
+    ),
+    # The API on the Ingress's default server: no public name, so no bucket sitemap.
+    "no-api-host": Variant("dev", overrides={"api": {}, "sitemaps": {"enabled": False}}),
+    "no-api-host-bucket-sitemaps": Variant("dev", overrides={"api": {}}),
+    "tls-secret": Variant(
+        "dev", overrides={"ingress": {"className": "nginx", "tls": {"secretName": "site-tls"}}}
+    ),
+    "tls-issuer": Variant("dev", overrides={"ingress": {"tls": {"issuer": "local-ca"}}}),
+    "tls-without-api-host": Variant(
+        "dev",
+        overrides={"ingress": {"tls": {"secretName": "site-tls"}}, "api": {}, "sitemaps": {}},
+    ),
+    "sql-sections": Variant(
+        "dev",
+        secrets=SQL_SECRETS,
+        overrides={"sitemaps": {**SQL_SITEMAPS, "query": None, "sections": SECTIONS}},
     ),
     "sitemaps-off": Variant("dev", overrides={"sitemaps": {"enabled": False}}),
     "bad-replicas": Variant("dev", overrides={"api": {"replicas": -1}}),
     "bad-schedule": Variant("dev", overrides={"sitemaps": {"schedule": "every hour"}}),
     "prod-without-secret": Variant("prod"),
-    "no-stack-file": Variant("bare", no_stack_file=True),
+    "no-stack-file": Variant("bare", no_stack_file=True, overrides={"api": {"host": DEV_API_HOST}}),
+    "bare": Variant("bare", no_stack_file=True),
     "kubeconfig-env": Variant("dev", environment={"KUBECONFIG": OPERATOR_KUBECONFIG}),
     "namespace-exists": Variant("dev", overrides={"namespace": "default", "namespaceExists": True}),
     "registry-helpers": Variant("dev", overrides={"image": {"registry": "ghcr.io/org"}}),

@@ -99,11 +99,13 @@ def test_node_port_service(dev: Rendered, variant) -> None:
     assert fixed["spec"]["ports"][0]["nodePort"] == 30080
 
 
-def test_ingress_class_host_and_backend(dev: Rendered, prod: Rendered) -> None:
+def test_ingress_class_host_and_backend(dev: Rendered, prod: Rendered, variant) -> None:
     dev_ingress = dev.one("Ingress", "image-api")
     assert dev_ingress["spec"]["ingressClassName"] == "nginx"
     (rule,) = dev_ingress["spec"]["rules"]
-    assert "host" not in rule
+    assert rule["host"] == "images.kube-image-processing.test"
+    (hostless,) = variant("no-api-host").one("Ingress", "image-api")["spec"]["rules"]
+    assert "host" not in hostless
     (path,) = rule["http"]["paths"]
     assert path["path"] == "/"
     assert path["pathType"] == "Prefix"

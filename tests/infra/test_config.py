@@ -40,7 +40,7 @@ def test_stack_files_parse() -> None:
 
 
 def test_defaults_without_a_stack_file() -> None:
-    config = parse_stack_config({}, {})
+    config = parse_stack_config({"api": {"host": "images.example.test"}}, {})
     assert config.namespace == "kube-image-processing"
     assert config.minio.replicas == 1
     assert not config.minio.ci_cd_mode
@@ -146,14 +146,22 @@ def test_every_bad_value_message_is_one_line() -> None:
 
 def test_registry_without_static_credentials_is_accepted() -> None:
     """Credential helpers push; node IAM, ECR or a kubelet credential provider pulls."""
-    config = parse_stack_config({"image": {"registry": "123.dkr.ecr.eu-west-1.amazonaws.com"}}, {})
+    config = parse_stack_config(
+        {
+            "image": {"registry": "123.dkr.ecr.eu-west-1.amazonaws.com"},
+            "api": {"host": "images.example.test"},
+        },
+        {},
+    )
     assert config.image.push
     assert config.image.username is None
     assert config.image.password is None
 
 
 def test_registry_with_a_path_is_split_into_host_and_repository() -> None:
-    config = parse_stack_config({"image": {"registry": "ghcr.io/org/team"}}, {})
+    config = parse_stack_config(
+        {"image": {"registry": "ghcr.io/org/team"}, "api": {"host": "images.example.test"}}, {}
+    )
     assert config.image.registry == "ghcr.io"
     assert config.image.repository == "org/team/kube-image-processing"
     assert config.image.name == "ghcr.io/org/team/kube-image-processing"
@@ -162,7 +170,9 @@ def test_registry_with_a_path_is_split_into_host_and_repository() -> None:
 def test_platform_is_left_to_the_daemon_without_a_push() -> None:
     assert parse({}).image.platform is None
     assert parse({"image.platform": "linux/arm64"}).image.platform == "linux/arm64"
-    pushed = parse_stack_config({"image": {"registry": "registry.example.com"}}, {})
+    pushed = parse_stack_config(
+        {"image": {"registry": "registry.example.com"}, "api": {"host": "images.example.test"}}, {}
+    )
     assert pushed.image.platform == "linux/amd64"
 
 
@@ -190,7 +200,10 @@ def test_a_base_url_on_the_sitemaps_host_with_a_port_is_accepted() -> None:
 
 def test_registry_with_credentials_is_accepted() -> None:
     config = parse_stack_config(
-        {"image": {"registry": "registry.example.com:5000", "username": "ci"}},
+        {
+            "image": {"registry": "registry.example.com:5000", "username": "ci"},
+            "api": {"host": "images.example.test"},
+        },
         {"registryPassword": SECRET},
     )
     assert config.image.push
@@ -256,6 +269,9 @@ def test_quantities() -> None:
         ("bad-replicas", "api.replicas must be an integer >= 1, got -1"),
         ("bad-schedule", 'sitemaps.schedule "every hour" is not a cron schedule'),
         ("prod-without-secret", "needs both image.username and the secret registryPassword"),
+        ("bare", "sitemaps.source=bucket lists images under the API's public URL"),
+        ("no-api-host-bucket-sitemaps", "set api.host (or sitemaps.siteUrl)"),
+        ("tls-without-api-host", "ingress.tls needs api.host"),
     ],
 )
 def test_the_program_stops_with_the_message(
@@ -269,6 +285,7 @@ def test_the_program_stops_with_the_message(
 
 
 def test_program_runs_on_defaults_alone(variant) -> None:
+    """Defaults plus api.host, the one key a bucket sitemap cannot do without ("bare" below)."""
     result = variant("no-stack-file")
     statefulset = result.one("StatefulSet", "minio")
     assert statefulset["spec"]["replicas"] == 1

@@ -69,13 +69,18 @@ def test_allowed_data_loss_starts_an_empty_minio_on_fresh_volumes(variant) -> No
 
 def test_every_topology_has_its_own_claims() -> None:
     names = {
-        claim_name(parse_stack_config({"minio": {"replicas": n}}, {}).minio) for n in (1, 2, 4, 8)
+        claim_name(
+            parse_stack_config({"minio": {"replicas": n}, "sitemaps": {"enabled": False}}, {}).minio
+        )
+        for n in (1, 2, 4, 8)
     }
     assert names == {"data-1x1", "data-2x1", "data-4x1", "data-8x1"}
 
 
 def test_one_to_many_is_a_topology_change() -> None:
-    config = parse_stack_config({"minio": {"replicas": 4}}, {}).minio
+    config = parse_stack_config(
+        {"minio": {"replicas": 4}, "sitemaps": {"enabled": False}}, {}
+    ).minio
     assert topology_error({"servers": "1"}, config) is not None
     assert topology_error(None, config) is None
 

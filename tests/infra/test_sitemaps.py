@@ -135,7 +135,7 @@ def test_job_env(dev: Rendered, prod: Rendered) -> None:
     for name in ("MINIO_ACCESS_KEY", "MINIO_SECRET_KEY"):
         assert "secretKeyRef" in variables[name]["valueFrom"]
     assert "SITEMAP_DATABASE_URL" not in variables
-    assert "SITEMAP_SITE_URL" not in variables
+    assert values["SITEMAP_SITE_URL"] == "http://images.kube-image-processing.test"
     prod_values = {name: entry.get("value") for name, entry in env(job_container(prod)).items()}
     assert prod_values["SITEMAP_BASE_URL"] == "https://sitemaps.example.com/sitemaps"
     assert prod_values["SITEMAP_SITE_URL"] == "https://images.example.com"

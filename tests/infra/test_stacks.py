@@ -93,15 +93,17 @@ def test_stack_outputs(stack: Rendered) -> None:
         "kubectl --namespace kube-image-processing port-forward service/minio 9001:9001"
     )
     assert outputs["image_ref"]
-    assert outputs["api_url"].startswith("http://")
+    assert outputs["api_url"].startswith(("http://", "https://"))
 
 
-def test_api_url_is_the_ingress_host_in_prod_and_the_node_port_in_dev(
-    dev: Rendered, prod: Rendered
+def test_api_url_is_the_ingress_host_else_the_node_port(
+    dev: Rendered, prod: Rendered, variant
 ) -> None:
-    assert prod.outputs["api_url"]["value"] == "http://images.example.com/"
-    node_port = dev.outputs["api_node_port"]["value"]
-    assert f":{node_port}/" in dev.outputs["api_url"]["value"]
+    assert prod.outputs["api_url"]["value"] == "https://images.example.com/"
+    assert dev.outputs["api_url"]["value"] == "http://images.kube-image-processing.test/"
+    hostless = variant("no-api-host")
+    node_port = hostless.outputs["api_node_port"]["value"]
+    assert f":{node_port}/" in hostless.outputs["api_url"]["value"]
 
 
 def test_runs_under_preview_with_builds_skipped(variant) -> None:

@@ -18,6 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 BLOCK = bytes(range(256)) * 256  # 64 KiB
+SERVER_PEM = "server.pem"  # what tls_context writes: the certificate, then its key
 
 
 def pattern(size: int) -> Iterator[bytes]:
@@ -221,8 +222,8 @@ class OriginServer(http.server.ThreadingHTTPServer):
         self._thread.join(10)
 
 
-def tls_context(directory: Path, hostname: str) -> tuple[ssl.SSLContext, Path]:
-    """A server context with a certificate for `hostname`, and the file of the CA that signed it."""
+def tls_context(directory: Path, hostname: str, *also: str) -> tuple[ssl.SSLContext, Path]:
+    """A server context with a certificate for `hostname` (and `also`), and its CA's file."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -269,7 +270,7 @@ def tls_context(directory: Path, hostname: str) -> tuple[ssl.SSLContext, Path]:
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(hours=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(hostname)]),
+            x509.SubjectAlternativeName([x509.DNSName(name) for name in (hostname, *also)]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -281,7 +282,7 @@ def tls_context(directory: Path, hostname: str) -> tuple[ssl.SSLContext, Path]:
     )
     ca_file = directory / "ca.pem"
     ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    chain_file = directory / "server.pem"
+    chain_file = directory / SERVER_PEM
     chain_file.write_bytes(
         cert.public_bytes(serialization.Encoding.PEM)
         + key.private_bytes(
