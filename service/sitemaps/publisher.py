@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from minio import Minio
 
 from service.sitemaps import storage
-from service.sitemaps.entries import Row
 from service.sitemaps.errors import SitemapError
 from service.sitemaps.ingress import ConflictError, IngressState, IngressSwitch
 from service.sitemaps.naming import is_generation, new_bucket_name
 from service.sitemaps.progress import Progress
 from service.sitemaps.retention import doomed, retained
-from service.sitemaps.writer import Generation, Limits, write_sitemaps
+from service.sitemaps.sections import Section
+from service.sitemaps.writer import EmptySourceError, Generation, Limits, write_sections
 
 log = logging.getLogger("service.sitemaps")
 SWITCH_ATTEMPTS = 5
@@ -45,21 +45,28 @@ class Publisher:
 
     def publish(
         self,
-        batches: Iterable[Sequence[Row]],
+        sections: Sequence[Section],
         base_url: str,
         dry_run: bool = False,
         limits: Limits = Limits(),  # noqa: B008 - frozen dataclass, never mutated
     ) -> str | None:
-        """Generate, upload, verify and switch to a new generation; returns it, or None if superseded."""
+        """Generate, upload, verify and switch to a new generation; returns it, or None when
+        the source had no URLs or a newer generation went live first."""
+        if dry_run:
+            self.print_plan(base_url)
+            return None
         state = self.ingress.read()  # fails fast on 403/404 before minutes of generating
         bucket = new_bucket_name()
-        if dry_run:
-            self._print_plan(state, bucket, base_url)
-            return None
         with storage.refusals(self.client):
             self.heal(state)
         with tempfile.TemporaryDirectory(prefix="sitemaps-") as workdir:
-            generation = self.generate(batches, Path(workdir), base_url, limits)
+            try:
+                generation = self.generate(sections, Path(workdir), base_url, limits)
+            except EmptySourceError:
+                log.info(
+                    "publish: the source has no URLs; nothing to publish, live stays %s", state.live
+                )
+                return None
             with storage.refusals(self.client):
                 self.create_bucket(bucket)
                 self.upload(bucket, generation)
@@ -77,11 +84,11 @@ class Publisher:
         return bucket
 
     def generate(
-        self, batches: Iterable[Sequence[Row]], out: Path, base_url: str, limits: Limits
+        self, sections: Sequence[Section], out: Path, base_url: str, limits: Limits
     ) -> Generation:
         """Step 1: write the files locally."""
         with Progress("generate", "URL") as progress:
-            return write_sitemaps(batches, out, base_url, limits, on_progress=progress.update)
+            return write_sections(sections, out, base_url, limits, on_progress=progress.update)
 
     def create_bucket(self, bucket: str) -> None:
         """Step 2: a fresh bucket for this generation."""
@@ -179,7 +186,10 @@ class Publisher:
         log.info("rollback: switched the Ingress from %s to %s", status.live, target)
         return target
 
-    def _print_plan(self, state: IngressState, bucket: str, base_url: str) -> None:
+    def print_plan(self, base_url: str | None) -> None:
+        """What `publish` would do now, from the Ingress and the buckets as they are."""
+        state = self.ingress.read()
+        bucket = new_bucket_name()
         with storage.refusals(self.client):
             names = storage.generations(self.client)
             served = {name for name in names if storage.went_live(self.client, name)}
@@ -188,7 +198,8 @@ class Publisher:
             after, bucket, served | ({state.live} if state.live else set()), self.retain
         )
         where = f"{self.ingress.namespace}/{self.ingress.name}"
-        print(f"plan: generate sitemaps with index {base_url.rstrip('/')}/sitemap.xml")
+        if base_url:
+            print(f"plan: generate sitemaps with index {base_url.rstrip('/')}/sitemap.xml")
         print(
             f"plan: create bucket {bucket}, upload every file, allow anonymous s3:GetObject, verify"
         )
