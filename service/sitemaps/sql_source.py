@@ -175,6 +175,10 @@ def _stream(engine: Engine, connection: Connection, query: str, batch_size: int)
     from sqlalchemy import exc
 
     options = connection.execution_options(stream_results=True, yield_per=batch_size)
+    if engine.dialect.paramstyle in ("format", "pyformat"):
+        # The driver formats the statement even without parameters: a literal `%`
+        # (LIKE 'a%', n % 97) must be doubled, or it reads as a placeholder.
+        query = query.replace("%", "%%")
     try:
         result = options.exec_driver_sql(query)
     except exc.DBAPIError as error:
