@@ -136,8 +136,29 @@ class Publisher:
             name for name in names if name < str(live) and storage.went_live(self.client, name)
         }
         for name in doomed(names, live, served, self.retain):
-            log.info("publish: deleting %s", name)
-            storage.delete_bucket(self.client, name)
+            self.delete_generation(name)
+
+    def delete_generation(self, name: str) -> bool:
+        """Delete one doomed generation, unless a rollback claims it or it went live since.
+
+        The clean-up marks the bucket DELETING, then looks for a rollback's claim, then
+        reads the Ingress; a rollback claims first and looks for DELETING after. Whichever
+        order they run in, one of them sees the other and stands back.
+        """
+        if not storage.claim(self.client, name, storage.DELETING):
+            return False  # deleted by someone else already
+        live = None
+        claimed = storage.claimed(self.client, name, storage.ROLLBACK_TARGET)
+        if not claimed:
+            live = self.ingress.read().live
+        if claimed or name == live or (is_generation(live) and name > str(live)):
+            storage.release(self.client, name, storage.DELETING)
+            why = "a rollback is switching to it" if claimed else f"{live} is live now"
+            log.info("publish: keeping %s: %s", name, why)
+            return False
+        log.info("publish: deleting %s", name)
+        storage.delete_bucket(self.client, name)
+        return True
 
     def heal(self, state: IngressState) -> None:
         """Mark the live generation as served in case a crash came between switch and mark."""
@@ -160,7 +181,12 @@ class Publisher:
         return Status(live, kept, orphans, newer)
 
     def rollback(self, dry_run: bool = False) -> str:
-        """Switch back to the newest retained generation older than the live one."""
+        """Switch back to the newest retained generation older than the live one.
+
+        The target is claimed (ROLLBACK_TARGET) before it is checked and switched to, so a
+        publish's clean-up running at the same time keeps it; if that clean-up has begun
+        deleting it already (DELETING), the rollback refuses instead.
+        """
         status = self.status()
         if not status.retained:
             raise SitemapError(
@@ -168,14 +194,30 @@ class Publisher:
             )
         target = status.retained[0]
         with storage.refusals(self.client):
-            storage.published_sizes(self.client, target)
-        if dry_run:
-            print(
-                f"plan: switch the Ingress from {status.live} back to {target} (verified complete)"
+            if dry_run:
+                storage.published_sizes(self.client, target)
+                print(
+                    f"plan: switch the Ingress from {status.live} back to {target} (verified complete)"
+                )
+                return target
+            if not storage.claim(self.client, target, storage.ROLLBACK_TARGET):
+                raise SitemapError(f"{target} was deleted during the rollback; not switching")
+            try:
+                self._switch_back(status.live, target)
+            finally:
+                storage.release(self.client, target, storage.ROLLBACK_TARGET)
+        log.info("rollback: switched the Ingress from %s to %s", status.live, target)
+        return target
+
+    def _switch_back(self, live: str | None, target: str) -> None:
+        if storage.claimed(self.client, target, storage.DELETING):
+            raise SitemapError(
+                f"{target} is being deleted by a publish's clean-up; not switching "
+                "(see status, and roll back to what it retains)"
             )
-            return target
+        storage.published_sizes(self.client, target)  # complete, now that no one deletes it
         state = self.ingress.read()
-        if state.live != status.live:
+        if state.live != live:
             raise SitemapError(
                 f"the Ingress changed to {state.live} during the rollback; not switching"
             )
@@ -183,8 +225,6 @@ class Publisher:
             self.ingress.switch(target, state.resource_version)
         except ConflictError:
             raise SitemapError("the Ingress changed during the rollback; not switching") from None
-        log.info("rollback: switched the Ingress from %s to %s", status.live, target)
-        return target
 
     def print_plan(self, base_url: str | None) -> None:
         """What `publish` would do now, from the Ingress and the buckets as they are."""

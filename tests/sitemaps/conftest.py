@@ -1,4 +1,4 @@
-"""A fake Kubernetes API server for the sitemaps Ingress, with the real server's semantics."""
+"""Fixtures of the sitemap tests: a Kubernetes API stand-in with the real server's semantics, storage."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ import pytest
 import yaml
 from lightkube import KubeConfig
 from lightkube.config.models import Cluster, User
+from minio import Minio
 
+from service.settings import StorageSettings
+from service.sitemaps import storage
 from service.sitemaps.ingress import LIVE_LABEL, REWRITE_ANNOTATION, IngressSwitch
+from tests.conftest import S3Server
 from tests.servers import serving
 
 PATH = "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}"
@@ -194,3 +198,14 @@ def kube() -> Iterator[FakeKube]:
     fake.host = f"http://127.0.0.1:{server.server_address[1]}"
     with serving(server):
         yield fake
+
+
+@pytest.fixture
+def client(s3_server: S3Server) -> Iterator[Minio]:
+    """A storage client on the session's S3 server, with no generation buckets before or after."""
+    minio = storage.connect(StorageSettings.from_env(s3_server.env()))
+    for name in storage.generations(minio):
+        storage.delete_bucket(minio, name)
+    yield minio
+    for name in storage.generations(minio):
+        storage.delete_bucket(minio, name)

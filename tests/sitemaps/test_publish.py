@@ -33,16 +33,6 @@ def rows(count: int = 100) -> list[Section]:
 
 
 @pytest.fixture
-def client(s3_server):
-    minio = storage.connect(StorageSettings.from_env(s3_server.env()))
-    for name in storage.generations(minio):
-        storage.delete_bucket(minio, name)
-    yield minio
-    for name in storage.generations(minio):
-        storage.delete_bucket(minio, name)
-
-
-@pytest.fixture
 def publisher(client, kube):
     return Publisher(client, kube.switch(), retain=1, workers=4)
 
