@@ -3,7 +3,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: deploy test lint format sync fuzz faults load bench
+.PHONY: deploy test lint format sync fuzz faults load bench xsd
 
 # The prerequisites are checked before anything is installed.
 deploy:
@@ -11,7 +11,7 @@ deploy:
 	$(MAKE) --no-print-directory sync
 	scripts/deploy.sh
 
-test: sync
+test: sync xsd
 	scripts/check-system.sh
 	.venv/bin/pytest
 
@@ -42,6 +42,10 @@ bench: sync
 # Creates .venv and installs exactly what uv.lock pins (runtime, infra and dev groups).
 sync: $(UV)
 	$(UV) sync --frozen
+
+# The sitemaps.org schema the sitemap tests validate against, from npm (skipped without npm).
+xsd:
+	scripts/fetch-sitemap-xsd.sh
 
 $(UV):
 	python3 -m venv $(TOOLS)

@@ -6,22 +6,26 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
-from service.settings import SettingsError, StorageSettings
-from service.sitemaps import storage
-from service.sitemaps.entries import Row
 from service.sitemaps.errors import SitemapError
-from service.sitemaps.progress import Progress
-from service.sitemaps.sql_source import DEFAULT_DATABASE_URL
+from service.sitemaps.sections import Query, Section, from_json, from_options
 
+# Only the standard library and the modules above load before a command runs: `generate`
+# then imports what its source needs, and a Python without the project's packages gets
+# one line saying so rather than a traceback.
 if TYPE_CHECKING:
+    from service.settings import StorageSettings
     from service.sitemaps.publisher import Publisher
 
 log = logging.getLogger("service.sitemaps")
+DEFAULT_DATABASE_URL = "sqlite:///sitemaps.db"
+VENV_HINT = (
+    "run it with the project's virtualenv: make sync, then .venv/bin/python -m service.sitemaps"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,8 +47,9 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--source",
         choices=("bucket", "sql"),
-        default=_env("SITEMAP_SOURCE", "bucket"),
-        help="where URLs come from [SITEMAP_SOURCE]",
+        default=_env("SITEMAP_SOURCE"),
+        help="where URLs come from; by default sql when a database URL, query or section is "
+        "given, else bucket [SITEMAP_SOURCE]",
     )
     parser.add_argument(
         "--site-url",
@@ -53,13 +58,20 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--database-url",
-        default=_env("SITEMAP_DATABASE_URL", DEFAULT_DATABASE_URL),
-        help="SQLAlchemy URL [SITEMAP_DATABASE_URL]",
+        default=_env("SITEMAP_DATABASE_URL"),
+        help=f"SQLAlchemy URL; postgresql:// uses psycopg (default {DEFAULT_DATABASE_URL}) "
+        "[SITEMAP_DATABASE_URL]",
     )
     parser.add_argument(
         "--query",
-        default=_env("SITEMAP_QUERY"),
-        help="SQL returning (loc, lastmod) [SITEMAP_QUERY]",
+        help="SQL returning (loc, lastmod): one section, files sitemap-00001.xml.gz, … [SITEMAP_QUERY]",
+    )
+    parser.add_argument(
+        "--section",
+        action="append",
+        metavar="NAME=QUERY",
+        help="a named section, files sitemap-NAME-00001.xml.gz, …; repeatable "
+        '[SITEMAP_SECTIONS, a JSON array of {"name": …, "query": …}]',
     )
 
 
@@ -72,7 +84,8 @@ def _kube_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--namespace",
         default=_env("SITEMAP_NAMESPACE"),
-        help="its namespace; defaults to the pod's [SITEMAP_NAMESPACE]",
+        help="its namespace; defaults to the pod's, else the kubeconfig context's, else "
+        "default [SITEMAP_NAMESPACE]",
     )
     parser.add_argument(
         "--retain",
@@ -103,37 +116,120 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _http_url(option: str, value: str | None) -> str:
     if not value:
-        raise SitemapError(
-            f"bad option {option}: required (or set SITEMAP_{option[2:].upper().replace('-', '_')})"
-        )
+        raise SitemapError(f"bad option {option}: required (or set {_env_name(option)})")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise SitemapError(f"bad option {option}: {value!r} is not an absolute http(s) URL")
     return value.rstrip("/")
 
 
+def _env_name(option: str) -> str:
+    return f"SITEMAP_{option[2:].upper().replace('-', '_')}"
+
+
 def _storage_settings() -> StorageSettings:
+    from service.settings import SettingsError, StorageSettings
+
     try:
         return StorageSettings.from_env()
     except SettingsError as error:
         raise SitemapError(f"bad storage settings: {error}") from None
 
 
-def _batches(args: argparse.Namespace, base_url: str) -> Iterable[Sequence[Row]]:
-    if args.source == "sql":
-        if not args.query:
-            raise SitemapError(
-                "bad option --query: required with --source sql (or set SITEMAP_QUERY)"
-            )
+def source_of(args: argparse.Namespace) -> str:
+    """`bucket` or `sql`: as given, else inferred from the SQL options given (flags or env)."""
+    sql_given = [
+        option
+        for option, value in (
+            ("--database-url", args.database_url),
+            ("--query", args.query or _env("SITEMAP_QUERY")),
+            ("--section", args.section or _env("SITEMAP_SECTIONS")),
+        )
+        if value
+    ]
+    if args.source is None:
+        return "sql" if sql_given else "bucket"
+    if args.source == "bucket" and sql_given:
+        raise SitemapError(
+            f"bad options: {', '.join(sql_given)} only apply to the SQL source, "
+            "but --source (or SITEMAP_SOURCE) is bucket; drop one of them"
+        )
+    return str(args.source)
+
+
+def queries_of(args: argparse.Namespace) -> list[Query]:
+    """The SQL source's sections: flags if any are given, else the environment."""
+    if args.query and args.section:
+        raise SitemapError("bad options: give --query or --section, not both")
+    if args.section:
+        return from_options(args.section)
+    if args.query:
+        return [Query("", args.query)]
+    query, sections = _env("SITEMAP_QUERY"), _env("SITEMAP_SECTIONS")
+    if query and sections:
+        raise SitemapError("bad environment: set SITEMAP_QUERY or SITEMAP_SECTIONS, not both")
+    if sections:
+        return from_json(sections)
+    if query:
+        return [Query("", query)]
+    raise SitemapError(
+        "bad options: the SQL source needs --query or --section "
+        "(or SITEMAP_QUERY or SITEMAP_SECTIONS)"
+    )
+
+
+def _site_url(args: argparse.Namespace, base_url: str) -> str:
+    parts = urlsplit(base_url)
+    return _http_url("--site-url", args.site_url or f"{parts.scheme}://{parts.netloc}")
+
+
+def sections_of(args: argparse.Namespace, base_url: str) -> list[Section]:
+    """The sections to write, each streaming from its source when iterated."""
+    if source_of(args) == "sql":
         from service.sitemaps.sql_source import sql_batches
 
-        return sql_batches(args.database_url, args.query)
+        database_url = args.database_url or DEFAULT_DATABASE_URL
+        return [Section(q.name, sql_batches(database_url, q.query)) for q in queries_of(args)]
+    from service.sitemaps import storage
     from service.sitemaps.bucket_source import bucket_batches
 
     settings = _storage_settings()
-    parts = urlsplit(base_url)
-    site_url = _http_url("--site-url", args.site_url or f"{parts.scheme}://{parts.netloc}")
-    return bucket_batches(storage.connect(settings), settings.processed_bucket, site_url)
+    client = storage.connect(settings)
+    return [
+        Section("", bucket_batches(client, settings.processed_bucket, _site_url(args, base_url)))
+    ]
+
+
+def plan_of_sources(args: argparse.Namespace) -> list[str]:
+    """What a run would read and what it would still need, for `publish --dry-run`."""
+    lines = []
+    base_url = _http_url("--base-url", args.base_url) if args.base_url else ""
+    if not base_url:
+        lines.append(
+            "plan: missing for a real run: --base-url (or SITEMAP_BASE_URL), the public URL "
+            "the files are served under"
+        )
+    if source_of(args) == "sql":
+        database_url = args.database_url or DEFAULT_DATABASE_URL
+        where = _hide_password(database_url)
+        for query in queries_of(args):
+            files = f"sitemap-{query.name}-NNNNN.xml.gz" if query.name else "sitemap-NNNNN.xml.gz"
+            lines.append(f"plan: section {query.name or '(one)'} from {where} into {files}")
+    else:
+        settings = _storage_settings()
+        site = _site_url(args, base_url) if base_url or args.site_url else "<site URL>"
+        lines.append(
+            f"plan: list the images of bucket {settings.processed_bucket} as "
+            f"{site}/processed/<name> into sitemap-NNNNN.xml.gz"
+        )
+    return lines
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
 
 
 def _retain(value: str) -> int:
@@ -148,40 +244,59 @@ def _retain(value: str) -> int:
 
 def _publisher(args: argparse.Namespace) -> Publisher:
     # Imported here so that `generate` starts without loading the Kubernetes client.
-    from service.sitemaps.ingress import IngressSwitch, api_client, default_namespace
+    from service.sitemaps import storage
+    from service.sitemaps.ingress import IngressSwitch, kube_config
     from service.sitemaps.publisher import Publisher
 
     retain = _retain(args.retain)
     settings = _storage_settings()
-    switch = IngressSwitch(api_client(), args.ingress, args.namespace or default_namespace())
+    switch = IngressSwitch.from_config(kube_config(), args.ingress, args.namespace)
     return Publisher(storage.connect(settings), switch, retain)
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from service.sitemaps.progress import Progress
+    from service.sitemaps.writer import EmptySourceError, write_sections
+
+    base_url = _http_url("--base-url", args.base_url)
+    sections = sections_of(args, base_url)
+    try:
+        with Progress("generate", "URL") as progress:
+            generation = write_sections(sections, args.out, base_url, on_progress=progress.update)
+    except EmptySourceError:
+        log.info("generate: the source has no URLs; nothing written to %s", args.out)
+        return 0
+    log.info(
+        "generate: %s URLs in %d files under %s",
+        f"{generation.urls:,}",
+        len(generation.files) - 1,
+        args.out,
+    )
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
     """Carry out one parsed command."""
     if args.command == "generate":
-        from service.sitemaps.writer import write_sitemaps
-
-        base_url = _http_url("--base-url", args.base_url)
-        with Progress("generate", "URL") as progress:
-            batches = _batches(args, base_url)
-            generation = write_sitemaps(batches, args.out, base_url, on_progress=progress.update)
-        log.info(
-            "generate: %s URLs in %d files under %s",
-            f"{generation.urls:,}",
-            len(generation.files) - 1,
-            args.out,
-        )
+        return _generate(args)
+    if args.command == "publish" and args.dry_run:
+        plan = plan_of_sources(args)  # checks the options before anything is contacted
+        publisher = _publisher(args)
+        print("\n".join(plan))
+        publisher.print_plan(_http_url("--base-url", args.base_url) if args.base_url else None)
         return 0
     base_url = _http_url("--base-url", args.base_url) if args.command == "publish" else ""
     publisher = _publisher(args)
     if args.command == "publish":
-        publisher.publish(_batches(args, base_url), base_url, dry_run=args.dry_run)
+        publisher.publish(sections_of(args, base_url), base_url)
     elif args.command == "rollback":
         publisher.rollback(dry_run=args.dry_run)
     else:
         status = publisher.status()
-        print(f"live: {status.live}")
+        if status.live is None:
+            print("live: nothing yet: no generation has been published to this Ingress")
+        else:
+            print(f"live: {status.live}")
         print(f"retained: {', '.join(status.retained) or 'none'}")
         print(f"orphans: {', '.join(status.orphans) or 'none'}")
         print(f"newer than live: {', '.join(status.newer) or 'none'}")
@@ -196,6 +311,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     except SitemapError as error:
         print(f"sitemaps: error: {error}", file=sys.stderr)
+        return 1
+    except ImportError as error:
+        print(f"sitemaps: error: {error}: {VENV_HINT}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("sitemaps: interrupted", file=sys.stderr)

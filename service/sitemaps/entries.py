@@ -8,7 +8,7 @@ from itertools import accumulate
 from operator import itemgetter
 
 from service.sitemaps.errors import SitemapError
-from service.sitemaps.locs import escape_batch, is_clean
+from service.sitemaps.locs import check_lengths, escape_batch, is_clean
 from service.sitemaps.w3c import uniform_w3c, w3c
 
 Row = Sequence[object]
@@ -55,10 +55,12 @@ def _render_clean(rows: Sequence[Row]) -> Entries | None:
     Clean rows are pairs of str: a loc that `is_clean`, and lastmods of one W3C shape.
     """
     try:
-        locs = "\n".join(map(itemgetter(0), rows))  # TypeError unless all are str
+        loc_list = list(map(itemgetter(0), rows))
+        locs = "\n".join(loc_list)  # TypeError unless all are str
         days = "\n".join(map(itemgetter(1), rows))
         if not (is_clean(locs, len(rows)) and uniform_w3c(days, len(rows))):
             return None
+        check_lengths(loc_list)
         text = "".join(
             [f"<url><loc>{loc}</loc><lastmod>{day}</lastmod></url>\n" for loc, day in rows]
         )

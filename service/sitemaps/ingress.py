@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import urllib3
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
+import httpx2
+from lightkube import ApiError, Client, ConfigError, KubeConfig
+from lightkube.config.kubeconfig import DEFAULT_KUBECONFIG, SingleConfig
+from lightkube.config.models import User
+from lightkube.resources.networking_v1 import Ingress
+from lightkube.types import PatchType
 
 from service.sitemaps.errors import SitemapError
 
 REWRITE_ANNOTATION = "nginx.ingress.kubernetes.io/rewrite-target"
 LIVE_LABEL = "kube-image-processing/live-bucket"
-NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 FIELD_MANAGER = "sitemap-publisher"
+# Bounded waits; httpx retries nothing on its own, so an unreachable server is one error.
+TIMEOUT = httpx2.Timeout(30.0, connect=10.0)
 
 
 class ConflictError(Exception):
@@ -32,47 +35,60 @@ class IngressState:
     resource_version: str
 
 
-def default_namespace() -> str:
-    """The pod's own namespace inside a cluster, else `default`."""
-    try:
-        return NAMESPACE_FILE.read_text().strip() or "default"
-    except OSError:
-        return "default"
-
-
-def api_client() -> client.ApiClient:
-    """A client configured in-cluster inside a pod, from kubeconfig outside."""
-    configuration = client.Configuration()
+def kube_config() -> SingleConfig:
+    """In-cluster config inside a pod; outside, the current context of the kubeconfig."""
     try:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)
+            config = KubeConfig.from_service_account(SERVICE_ACCOUNT)
         else:
-            config.load_kube_config(client_configuration=configuration)
-    except (ConfigException, OSError) as error:
+            paths = os.environ.get("KUBECONFIG", "").split(os.pathsep)
+            # kubectl merges a list of files; the first one that exists is used here.
+            path = next((p for p in paths if p and Path(p).is_file()), paths[0] or None)
+            config = KubeConfig.from_file(Path(path or DEFAULT_KUBECONFIG).expanduser())
+        single = config.get()
+    except (ConfigError, OSError, ValueError, KeyError) as error:
         raise SitemapError(f"no Kubernetes configuration: {' '.join(str(error).split())}") from None
-    return client.ApiClient(configuration)
+    if single is None:
+        raise SitemapError("no Kubernetes configuration: the kubeconfig has no current context")
+    return single
+
+
+def api_client(config: SingleConfig | None = None) -> Client:
+    """A client for `config` (by default `kube_config()`); proxies only from the kubeconfig."""
+    config = config or kube_config()
+    if config.user is None:  # a context without a user, as kubectl allows: no credentials
+        config = config._replace(user=User())
+    try:
+        return Client(config, timeout=TIMEOUT, trust_env=False, lazy=True)
+    except (ConfigError, OSError, ValueError) as error:
+        raise SitemapError(
+            f"bad Kubernetes configuration: {' '.join(str(error).split())}"
+        ) from None
 
 
 class IngressSwitch:
     """Reads and patches one Ingress; the only verbs used are get and patch."""
 
-    def __init__(self, api: client.ApiClient, name: str, namespace: str) -> None:
-        self.api = client.NetworkingV1Api(api)
+    def __init__(self, api: Client, name: str, namespace: str, host: str = "") -> None:
+        self.api = api
         self.name = name
         self.namespace = namespace
-        self.host = api.configuration.host
+        self.host = host or "the Kubernetes API"
+
+    @classmethod
+    def from_config(cls, config: SingleConfig, name: str, namespace: str | None) -> IngressSwitch:
+        """The switch for `name` in `namespace`, or in the config's namespace when None."""
+        return cls(api_client(config), name, namespace or config.namespace, config.cluster.server)
 
     def read(self) -> IngressState:
         """The current live bucket and resourceVersion."""
         try:
-            ingress = self.api.read_namespaced_ingress(
-                self.name, self.namespace, _request_timeout=30
-            )
-        except (ApiException, urllib3.exceptions.HTTPError) as error:
+            ingress = self.api.get(Ingress, self.name, namespace=self.namespace)
+        except (ApiError, httpx2.HTTPError, ValueError) as error:
             raise self._explain("get", error) from None
         metadata = ingress.metadata
         labels = (metadata.labels if metadata else None) or {}
-        version = metadata.resource_version if metadata else None
+        version = metadata.resourceVersion if metadata else None
         if not version:
             raise SitemapError(f"ingress '{self.name}' came back without a resourceVersion")
         return IngressState(labels.get(LIVE_LABEL), version)
@@ -87,49 +103,51 @@ class IngressSwitch:
             }
         }
         try:
-            # The client would default to a JSON *Patch* content type; this body is a merge patch.
-            ingress = self.api.patch_namespaced_ingress(
+            ingress = self.api.patch(
+                Ingress,
                 self.name,
-                self.namespace,
                 body,
+                namespace=self.namespace,
+                patch_type=PatchType.MERGE,
                 field_manager=FIELD_MANAGER,
-                _content_type="application/merge-patch+json",
-                _request_timeout=30,
             )
-        except ApiException as error:
-            if error.status == 409:
-                raise ConflictError(str(error.reason)) from None
+        except ApiError as error:
+            if _code(error) == 409:
+                raise ConflictError(str(error.status.reason)) from None
             raise self._explain("patch", error) from None
-        except urllib3.exceptions.HTTPError as error:
+        except (httpx2.HTTPError, ValueError) as error:
             raise self._explain("patch", error) from None
         metadata = ingress.metadata
-        return IngressState(bucket, (metadata.resource_version if metadata else None) or "")
+        return IngressState(bucket, (metadata.resourceVersion if metadata else None) or "")
 
     def _explain(self, verb: str, error: Exception) -> SitemapError:
         where = f"networking.k8s.io ingresses '{self.name}' in namespace '{self.namespace}'"
-        if not isinstance(error, ApiException):
-            reason = getattr(error, "reason", None) or error
+        if isinstance(error, ValueError):  # an error answer that is no JSON Status
             return SitemapError(
-                f"Kubernetes API unreachable at {self.host}: {' '.join(str(reason).split())}"
+                f"cannot {verb} {where}: {self.host} answered with no Kubernetes Status"
             )
-        message = _status_message(error.body)
-        if error.status == 403:
+        if not isinstance(error, ApiError):
+            return SitemapError(
+                f"Kubernetes API unreachable at {self.host}: {' '.join(str(error).split())}"
+            )
+        code = _code(error)
+        message = " ".join(str(error.status.message or "").split())
+        if code == 403:
             return SitemapError(
                 f"forbidden: cannot {verb} {where}" + (f" ({message})" if message else "")
             )
-        if error.status == 404:
+        if code == 404:
             return SitemapError(f"ingress '{self.name}' not found in namespace '{self.namespace}'")
-        if error.status == 401:
+        if code == 401:
             return SitemapError(
                 f"unauthorized: the Kubernetes API at {self.host} refused the credentials"
             )
-        return SitemapError(f"cannot {verb} {where}: HTTP {error.status} {message or error.reason}")
+        return SitemapError(f"cannot {verb} {where}: HTTP {code} {message or _reason(error)}")
 
 
-def _status_message(body: object) -> str:
-    try:
-        status = json.loads(body) if isinstance(body, str | bytes) else {}
-    except ValueError:
-        return ""
-    message = status.get("message", "") if isinstance(status, dict) else ""
-    return " ".join(str(message).split())
+def _code(error: ApiError) -> int | None:
+    return error.status.code or (error.response.status_code if error.response else None)
+
+
+def _reason(error: ApiError) -> str:
+    return str(error.status.reason or "") or "error"

@@ -14,6 +14,8 @@ _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _KEEP = "".join(chr(code) for code in range(0x21, 0x7F))
 _CONTROL_OR_SPACE = bytes([*range(0x21), 0x7F])
 _STRAY_PERCENT_BYTES = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+# tLoc of the sitemaps.org schemas.
+MIN_LENGTH, MAX_LENGTH = 12, 2048
 _XML = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("'", "&apos;"), ('"', "&quot;"))
 
 
@@ -50,7 +52,16 @@ def escape_batch(locs: Sequence[object]) -> list[str]:
         joined = ""
     if not is_clean(joined, len(locs)):
         joined = "\n".join([normalize(loc) for loc in locs])
+    check_lengths(joined.split("\n"))
     return xml_escape(joined).split("\n")
+
+
+def check_lengths(locs: Sequence[str]) -> None:
+    """Refuse a loc the schemas' tLoc refuses: under 12 or over 2,048 characters."""
+    if locs and (min(map(len, locs)) < MIN_LENGTH or max(map(len, locs)) > MAX_LENGTH):
+        loc = next(loc for loc in locs if not MIN_LENGTH <= len(loc) <= MAX_LENGTH)
+        shown = loc if len(loc) <= 80 else f"{loc[:60]}…"
+        raise SitemapError(f"loc {shown!r} has {len(loc):,} characters; sitemaps allow 12 to 2,048")
 
 
 def is_clean(joined: str, count: int) -> bool:

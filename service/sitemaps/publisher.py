@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from minio import Minio
 
 from service.sitemaps import storage
-from service.sitemaps.entries import Row
 from service.sitemaps.errors import SitemapError
 from service.sitemaps.ingress import ConflictError, IngressState, IngressSwitch
 from service.sitemaps.naming import is_generation, new_bucket_name
 from service.sitemaps.progress import Progress
 from service.sitemaps.retention import doomed, retained
-from service.sitemaps.writer import Generation, Limits, write_sitemaps
+from service.sitemaps.sections import Section
+from service.sitemaps.writer import EmptySourceError, Generation, Limits, write_sections
 
 log = logging.getLogger("service.sitemaps")
 SWITCH_ATTEMPTS = 5
@@ -45,21 +45,28 @@ class Publisher:
 
     def publish(
         self,
-        batches: Iterable[Sequence[Row]],
+        sections: Sequence[Section],
         base_url: str,
         dry_run: bool = False,
         limits: Limits = Limits(),  # noqa: B008 - frozen dataclass, never mutated
     ) -> str | None:
-        """Generate, upload, verify and switch to a new generation; returns it, or None if superseded."""
+        """Generate, upload, verify and switch to a new generation; returns it, or None when
+        the source had no URLs or a newer generation went live first."""
+        if dry_run:
+            self.print_plan(base_url)
+            return None
         state = self.ingress.read()  # fails fast on 403/404 before minutes of generating
         bucket = new_bucket_name()
-        if dry_run:
-            self._print_plan(state, bucket, base_url)
-            return None
         with storage.refusals(self.client):
             self.heal(state)
         with tempfile.TemporaryDirectory(prefix="sitemaps-") as workdir:
-            generation = self.generate(batches, Path(workdir), base_url, limits)
+            try:
+                generation = self.generate(sections, Path(workdir), base_url, limits)
+            except EmptySourceError:
+                log.info(
+                    "publish: the source has no URLs; nothing to publish, live stays %s", state.live
+                )
+                return None
             with storage.refusals(self.client):
                 self.create_bucket(bucket)
                 self.upload(bucket, generation)
@@ -77,11 +84,11 @@ class Publisher:
         return bucket
 
     def generate(
-        self, batches: Iterable[Sequence[Row]], out: Path, base_url: str, limits: Limits
+        self, sections: Sequence[Section], out: Path, base_url: str, limits: Limits
     ) -> Generation:
         """Step 1: write the files locally."""
         with Progress("generate", "URL") as progress:
-            return write_sitemaps(batches, out, base_url, limits, on_progress=progress.update)
+            return write_sections(sections, out, base_url, limits, on_progress=progress.update)
 
     def create_bucket(self, bucket: str) -> None:
         """Step 2: a fresh bucket for this generation."""
@@ -129,8 +136,29 @@ class Publisher:
             name for name in names if name < str(live) and storage.went_live(self.client, name)
         }
         for name in doomed(names, live, served, self.retain):
-            log.info("publish: deleting %s", name)
-            storage.delete_bucket(self.client, name)
+            self.delete_generation(name)
+
+    def delete_generation(self, name: str) -> bool:
+        """Delete one doomed generation, unless a rollback claims it or it went live since.
+
+        The clean-up marks the bucket DELETING, then looks for a rollback's claim, then
+        reads the Ingress; a rollback claims first and looks for DELETING after. Whichever
+        order they run in, one of them sees the other and stands back.
+        """
+        if not storage.claim(self.client, name, storage.DELETING):
+            return False  # deleted by someone else already
+        live = None
+        claimed = storage.claimed(self.client, name, storage.ROLLBACK_TARGET)
+        if not claimed:
+            live = self.ingress.read().live
+        if claimed or name == live or (is_generation(live) and name > str(live)):
+            storage.release(self.client, name, storage.DELETING)
+            why = "a rollback is switching to it" if claimed else f"{live} is live now"
+            log.info("publish: keeping %s: %s", name, why)
+            return False
+        log.info("publish: deleting %s", name)
+        storage.delete_bucket(self.client, name)
+        return True
 
     def heal(self, state: IngressState) -> None:
         """Mark the live generation as served in case a crash came between switch and mark."""
@@ -153,7 +181,12 @@ class Publisher:
         return Status(live, kept, orphans, newer)
 
     def rollback(self, dry_run: bool = False) -> str:
-        """Switch back to the newest retained generation older than the live one."""
+        """Switch back to the newest retained generation older than the live one.
+
+        The target is claimed (ROLLBACK_TARGET) before it is checked and switched to, so a
+        publish's clean-up running at the same time keeps it; if that clean-up has begun
+        deleting it already (DELETING), the rollback refuses instead.
+        """
         status = self.status()
         if not status.retained:
             raise SitemapError(
@@ -161,14 +194,30 @@ class Publisher:
             )
         target = status.retained[0]
         with storage.refusals(self.client):
-            storage.published_sizes(self.client, target)
-        if dry_run:
-            print(
-                f"plan: switch the Ingress from {status.live} back to {target} (verified complete)"
+            if dry_run:
+                storage.published_sizes(self.client, target)
+                print(
+                    f"plan: switch the Ingress from {status.live} back to {target} (verified complete)"
+                )
+                return target
+            if not storage.claim(self.client, target, storage.ROLLBACK_TARGET):
+                raise SitemapError(f"{target} was deleted during the rollback; not switching")
+            try:
+                self._switch_back(status.live, target)
+            finally:
+                storage.release(self.client, target, storage.ROLLBACK_TARGET)
+        log.info("rollback: switched the Ingress from %s to %s", status.live, target)
+        return target
+
+    def _switch_back(self, live: str | None, target: str) -> None:
+        if storage.claimed(self.client, target, storage.DELETING):
+            raise SitemapError(
+                f"{target} is being deleted by a publish's clean-up; not switching "
+                "(see status, and roll back to what it retains)"
             )
-            return target
+        storage.published_sizes(self.client, target)  # complete, now that no one deletes it
         state = self.ingress.read()
-        if state.live != status.live:
+        if state.live != live:
             raise SitemapError(
                 f"the Ingress changed to {state.live} during the rollback; not switching"
             )
@@ -176,10 +225,11 @@ class Publisher:
             self.ingress.switch(target, state.resource_version)
         except ConflictError:
             raise SitemapError("the Ingress changed during the rollback; not switching") from None
-        log.info("rollback: switched the Ingress from %s to %s", status.live, target)
-        return target
 
-    def _print_plan(self, state: IngressState, bucket: str, base_url: str) -> None:
+    def print_plan(self, base_url: str | None) -> None:
+        """What `publish` would do now, from the Ingress and the buckets as they are."""
+        state = self.ingress.read()
+        bucket = new_bucket_name()
         with storage.refusals(self.client):
             names = storage.generations(self.client)
             served = {name for name in names if storage.went_live(self.client, name)}
@@ -188,7 +238,8 @@ class Publisher:
             after, bucket, served | ({state.live} if state.live else set()), self.retain
         )
         where = f"{self.ingress.namespace}/{self.ingress.name}"
-        print(f"plan: generate sitemaps with index {base_url.rstrip('/')}/sitemap.xml")
+        if base_url:
+            print(f"plan: generate sitemaps with index {base_url.rstrip('/')}/sitemap.xml")
         print(
             f"plan: create bucket {bucket}, upload every file, allow anonymous s3:GetObject, verify"
         )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import urllib3
 from minio import Minio
@@ -21,6 +22,10 @@ from service.sitemaps.naming import is_generation
 from service.sitemaps.writer import INDEX_NAME, Generation
 
 WENT_LIVE_TAG = "went-live"
+# Markers that keep a rollback and a publish's clean-up from racing (see Publisher.rollback).
+ROLLBACK_TARGET = ".rollback-target"
+DELETING = ".deleting"
+CLAIM_TTL = timedelta(minutes=15)
 _SITEMAP_NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 
 
@@ -162,19 +167,65 @@ def went_live(client: Minio, bucket: str) -> bool:
     return tags is not None and WENT_LIVE_TAG in tags
 
 
-def delete_bucket(client: Minio, bucket: str) -> None:
-    """Empty the bucket, then delete it; gone already is fine."""
+def claim(client: Minio, bucket: str, marker: str) -> bool:
+    """Put the empty `marker` object into the bucket; False if the bucket is gone."""
     try:
-        while names := [obj.object_name for obj in client.list_objects(bucket, recursive=True)]:
-            failures = list(
-                client.remove_objects(bucket, (DeleteObject(name) for name in names if name))
-            )
-            if failures:
-                raise SitemapError(f"could not empty {bucket}: {failures[0].message}")
+        client.put_object(bucket, marker, io.BytesIO(b""), 0)
+    except S3Error as error:
+        if error.code == "NoSuchBucket":
+            return False
+        raise
+    return True
+
+
+def claimed(client: Minio, bucket: str, marker: str) -> bool:
+    """Whether the bucket holds `marker`, put there less than CLAIM_TTL ago.
+
+    An older one was left by a run that crashed, and no longer counts.
+    """
+    try:
+        stat = client.stat_object(bucket, marker)
+    except S3Error as error:
+        if error.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject"):
+            return False
+        raise
+    modified = stat.last_modified
+    return modified is None or datetime.now(UTC) - modified < CLAIM_TTL
+
+
+def release(client: Minio, bucket: str, marker: str) -> None:
+    """Remove `marker` from the bucket; gone already is fine."""
+    try:
+        client.remove_object(bucket, marker)
+    except S3Error as error:
+        if error.code != "NoSuchBucket":
+            raise
+
+
+def delete_bucket(client: Minio, bucket: str) -> None:
+    """Empty the bucket, then delete it; gone already is fine.
+
+    The DELETING marker goes last: while any sitemap object is left, a rollback that
+    looks for the marker finds it, and refuses to switch to a half-deleted generation.
+    """
+    try:
+        while names := [
+            obj.object_name
+            for obj in client.list_objects(bucket, recursive=True)
+            if obj.object_name and obj.object_name != DELETING
+        ]:
+            _remove(client, bucket, names)
+        _remove(client, bucket, [DELETING])
         client.remove_bucket(bucket)
     except S3Error as error:
         if error.code != "NoSuchBucket":
             raise
+
+
+def _remove(client: Minio, bucket: str, names: list[str]) -> None:
+    failures = list(client.remove_objects(bucket, (DeleteObject(name) for name in names)))
+    if failures:
+        raise SitemapError(f"could not empty {bucket}: {failures[0].message}")
 
 
 def sizes_of(generation: Generation) -> dict[str, int]:

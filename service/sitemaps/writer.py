@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gzip
+import logging
 import multiprocessing
 import queue
 import sys
@@ -21,7 +22,9 @@ from typing import Protocol, TypeVar, runtime_checkable
 from service.sitemaps.entries import Entries, Row, render
 from service.sitemaps.errors import SitemapError
 from service.sitemaps.locs import escape_batch
+from service.sitemaps.sections import Section
 
+log = logging.getLogger("service.sitemaps")
 URLSET_HEAD = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
     '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
@@ -65,6 +68,10 @@ class Generation:
     @property
     def index(self) -> SitemapFile:
         return self.files[-1]
+
+
+class EmptySourceError(SitemapError):
+    """No section had a single URL: there is nothing valid to write."""
 
 
 class _OpenFile:
@@ -160,10 +167,8 @@ class SitemapWriter:
                     self._close()
             start = stop
 
-    def finish(self, at_least_one: bool = True) -> list[SitemapFile]:
-        """Close the last file and wait for compression; an empty source still gets one file."""
-        if self._current is None and not self._closed and at_least_one:
-            self._open()
+    def finish(self) -> list[SitemapFile]:
+        """Close the last file and wait for compression; no rows, no file."""
         self._close()
         files = [
             SitemapFile(path.name, path, done.result(), urls, "application/gzip")
@@ -248,7 +253,20 @@ def write_sitemaps(
     on_progress: Callable[[int], None] | None = None,
     parallel: bool = True,
 ) -> Generation:
-    """Render and write every batch of rows into `out_dir`; the real generation step.
+    """One unnamed section's rows into `sitemap-00001.xml.gz`, …, and the index."""
+    return write_sections([Section("", batches)], out_dir, base_url, limits, on_progress, parallel)
+
+
+def write_sections(
+    sections: Sequence[Section],
+    out_dir: Path,
+    base_url: str,
+    limits: Limits = Limits(),
+    on_progress: Callable[[int], None] | None = None,
+    parallel: bool = True,
+) -> Generation:
+    """Render and write every section's rows into `out_dir`, one index over all of their
+    files; the real generation step. The limits hold per file, whatever the section.
 
     A `Splittable` source is shared with one worker process, so that both cores read,
     render and compress (threads would serialize on the GIL): see `_write_split`.
@@ -259,18 +277,34 @@ def write_sitemaps(
         stale.unlink()
     (out_dir / INDEX_NAME).unlink(missing_ok=True)
     progress = on_progress or (lambda _: None)
+    files: list[SitemapFile] = []
+    for section in sections:
+        written = _write_section(section, out_dir, limits, progress, parallel)
+        if not written:
+            log.info("generate: section %r has no URLs", section.name or "(unnamed)")
+        files += written
+        if len(files) > MAX_INDEX_ENTRIES:  # before minutes more of writing
+            raise SitemapError(f"{len(files)} sitemap files exceed the index limit of 50,000")
+    if not files:
+        # Neither an empty <urlset> nor an empty <sitemapindex> is valid under the schemas.
+        raise EmptySourceError("the source has no URLs")
+    index = write_index(out_dir, base_url, files, datetime.now(UTC))
+    return Generation((*files, index), sum(file.urls for file in files))
+
+
+def _write_section(
+    section: Section,
+    out_dir: Path,
+    limits: Limits,
+    progress: Callable[[int], None],
+    parallel: bool,
+) -> list[SitemapFile]:
+    batches = section.batches
     if parallel and isinstance(batches, Splittable):
         with batches.split() as split:
             if split is not None:
-                files = _write_split(*split, out_dir, limits, progress)
-                return _generation(out_dir, base_url, files)
-    files = _write_files(batches, out_dir, limits, progress, "sitemap-")
-    return _generation(out_dir, base_url, files)
-
-
-def _generation(out_dir: Path, base_url: str, files: list[SitemapFile]) -> Generation:
-    index = write_index(out_dir, base_url, files, datetime.now(UTC))
-    return Generation((*files, index), sum(file.urls for file in files))
+                return _write_split(*split, out_dir, limits, progress, section.prefix)
+    return _write_files(batches, out_dir, limits, progress, section.prefix)
 
 
 def _write_files(
@@ -279,14 +313,13 @@ def _write_files(
     limits: Limits,
     on_progress: Callable[[int], None],
     prefix: str,
-    at_least_one: bool = True,
 ) -> list[SitemapFile]:
     writer = SitemapWriter(out_dir, limits, prefix=prefix)
     try:
         for rows in batches:
             writer.add(render(rows))
             on_progress(len(rows))
-        return writer.finish(at_least_one)
+        return writer.finish()
     except BaseException:
         writer.abort()
         raise
@@ -298,6 +331,7 @@ def _write_split(
     out_dir: Path,
     limits: Limits,
     on_progress: Callable[[int], None],
+    prefix: str,
 ) -> list[SitemapFile]:
     """Write the rows up to a split point here, and the rest in a worker process.
 
@@ -313,7 +347,7 @@ def _write_split(
     done = context.RawValue(ctypes.c_int64, 0)
     channel, worker_end = context.Pipe()
     worker: BaseProcess | None = None
-    writer = SitemapWriter(out_dir, limits)
+    writer = SitemapWriter(out_dir, limits, prefix=prefix)
     position, stop, seen = 0, -1, 0
     try:
         for batch in head:
@@ -356,7 +390,7 @@ def _write_split(
             worker.join()
     renamed = []
     for number, file in enumerate(files, start=1):
-        path = out_dir / f"sitemap-{number:05d}.xml.gz"
+        path = out_dir / f"{prefix}{number:05d}.xml.gz"
         if path != file.path:
             file.path.rename(path)
         renamed.append(replace(file, name=path.name, path=path))
@@ -404,7 +438,7 @@ def _worker(
             channel.send(count)
             start: int = channel.recv()
             rows = snapshot.rows(start) if start < count else iter(())
-            channel.send(_write_files(rows, out_dir, limits, progress, "part-", at_least_one=False))
+            channel.send(_write_files(rows, out_dir, limits, progress, "part-"))
     except SitemapError as error:
         channel.send(str(error))
     except Exception as error:

@@ -1,4 +1,4 @@
-"""A fake Kubernetes API server for the sitemaps Ingress, with the real server's semantics."""
+"""Fixtures of the sitemap tests: a Kubernetes API stand-in with the real server's semantics, storage."""
 
 from __future__ import annotations
 
@@ -7,14 +7,22 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
-from kubernetes import client
+import yaml
+from lightkube import KubeConfig
+from lightkube.config.models import Cluster, User
+from minio import Minio
 
+from service.settings import StorageSettings
+from service.sitemaps import storage
 from service.sitemaps.ingress import LIVE_LABEL, REWRITE_ANNOTATION, IngressSwitch
+from tests.conftest import S3Server
 from tests.servers import serving
 
 PATH = "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}"
+TOKEN = "test-token"  # the bearer token the stand-in accepts
 
 
 def status(code: int, reason: str, message: str) -> dict[str, object]:
@@ -77,10 +85,12 @@ class FakeKube:
         }
 
     def handle(
-        self, verb: str, path: str, content_type: str, body: bytes
+        self, verb: str, path: str, content_type: str, body: bytes, authorization: str = ""
     ) -> tuple[int, dict[str, object]]:
         with self.lock:
             self.requests.append((verb, path))
+            if authorization != f"Bearer {TOKEN}":
+                return 401, status(401, "Unauthorized", "Unauthorized")
             expected = PATH.format(namespace=self.namespace, name=self.name)
             if verb in self.forbidden:
                 sa = f"system:serviceaccount:{self.namespace}:sitemap-publisher"
@@ -124,8 +134,27 @@ class FakeKube:
             return 200, self.ingress()
 
     def switch(self) -> IngressSwitch:
-        configuration = client.Configuration(host=self.host)
-        return IngressSwitch(client.ApiClient(configuration), self.name, self.namespace)
+        config = KubeConfig.from_one(
+            cluster=Cluster(server=self.host), user=User(token=TOKEN), namespace=self.namespace
+        ).get()
+        assert config is not None
+        return IngressSwitch.from_config(config, self.name, None)
+
+    def kubeconfig(self, path: Path, namespace: str | None = None) -> Path:
+        """A kubeconfig file whose current context is this server, in `namespace` if given."""
+        context: dict[str, str] = {"cluster": "fake", "user": "fake"}
+        if namespace:
+            context["namespace"] = namespace
+        document = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.host}}],
+            "users": [{"name": "fake", "user": {"token": TOKEN}}],
+            "contexts": [{"name": "fake", "context": context}],
+            "current-context": "fake",
+        }
+        path.write_text(yaml.safe_dump(document))
+        return path
 
 
 def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
@@ -134,7 +163,11 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             code, document = fake.handle(
-                verb, self.path, self.headers.get("Content-Type", ""), body
+                verb,
+                self.path,
+                self.headers.get("Content-Type", ""),
+                body,
+                self.headers.get("Authorization", ""),
             )
             data = json.dumps(document).encode()
             self.send_response(code)
@@ -165,3 +198,14 @@ def kube() -> Iterator[FakeKube]:
     fake.host = f"http://127.0.0.1:{server.server_address[1]}"
     with serving(server):
         yield fake
+
+
+@pytest.fixture
+def client(s3_server: S3Server) -> Iterator[Minio]:
+    """A storage client on the session's S3 server, with no generation buckets before or after."""
+    minio = storage.connect(StorageSettings.from_env(s3_server.env()))
+    for name in storage.generations(minio):
+        storage.delete_bucket(minio, name)
+    yield minio
+    for name in storage.generations(minio):
+        storage.delete_bucket(minio, name)

@@ -171,7 +171,7 @@ def test_storage_settings_missing(tmp_path):
 
 
 def test_ingress_missing_and_forbidden(kube, s3_server, monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr("service.sitemaps.ingress.api_client", lambda: kube.switch().api.api_client)
+    monkeypatch.setenv("KUBECONFIG", str(kube.kubeconfig(tmp_path / "kubeconfig")))
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
     kube.exists = False
@@ -224,3 +224,91 @@ def test_retain_must_be_a_number(tmp_path):
         "MINIO_SECRET_KEY": "b",
     }
     assert "--retain" in one_error_line(cli("status", env=env))
+
+
+def test_sql_options_choose_the_sql_source(tmp_path, database):
+    """Without --source, a database URL, query or section means the SQL source."""
+    result = cli(
+        "generate",
+        "--database-url",
+        database,
+        "--query",
+        QUERY,
+        "--base-url",
+        BASE,
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "sitemap-00001.xml.gz").is_file()
+    env = {"SITEMAP_SOURCE": "bucket", "SITEMAP_DATABASE_URL": database}
+    line = one_error_line(cli("generate", "--base-url", BASE, "--out", str(tmp_path), env=env))
+    assert "--database-url only apply to the SQL source" in line
+    assert "is bucket" in line
+    query_only = cli("generate", "--query", QUERY, "--base-url", BASE, "--out", str(tmp_path))
+    assert "no SQLite file at" in one_error_line(query_only)  # the default sqlite:///sitemaps.db
+
+
+def kube_env(kube, s3_server, tmp_path, namespace: str | None = "web") -> dict[str, str]:
+    config = kube.kubeconfig(tmp_path / "kubeconfig", namespace=namespace)
+    return {**s3_server.env(), "KUBECONFIG": str(config), "HOME": str(tmp_path)}
+
+
+def test_the_namespace_defaults_to_the_kubeconfig_contexts(kube, s3_server, tmp_path):
+    result = cli("status", env=kube_env(kube, s3_server, tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert kube.requests[-1] == (
+        "get",
+        "/apis/networking.k8s.io/v1/namespaces/web/ingresses/sitemaps",
+    )
+    result = cli("status", env=kube_env(kube, s3_server, tmp_path, namespace=None))
+    assert "not found in namespace 'default'" in one_error_line(result)
+
+
+def test_status_before_the_first_publication_says_so(kube, s3_server, tmp_path):
+    result = cli("status", env=kube_env(kube, s3_server, tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == (
+        "live: nothing yet: no generation has been published to this Ingress"
+    )
+    assert "None" not in result.stdout
+
+
+def test_publish_dry_run_without_a_base_url_prints_what_is_missing(kube, s3_server, tmp_path):
+    result = cli("publish", "--dry-run", env=kube_env(kube, s3_server, tmp_path))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("plan: missing for a real run: --base-url (or SITEMAP_BASE_URL)")
+    assert any("plan: list the images of bucket processed" in line for line in lines)
+    assert any(line.startswith("plan: switch ingress web/sitemaps from None") for line in lines)
+    assert kube.resource_version == 1
+    assert {verb for verb, _ in kube.requests} == {"get"}
+
+
+def test_an_unreachable_api_server_is_one_line_without_retries(s3_server, tmp_path):
+    from tests.sitemaps.conftest import FakeKube
+
+    nobody = FakeKube(host=f"http://127.0.0.1:{free_port()}")
+    result = cli("status", env=kube_env(nobody, s3_server, tmp_path))
+    line = one_error_line(result)
+    assert f"Kubernetes API unreachable at {nobody.host}" in line
+    assert result.stderr.strip() == line
+    assert "Retrying" not in result.stderr
+
+
+def test_a_python_without_the_projects_packages_gets_one_line(tmp_path):
+    """The interpreter the virtualenv was made from, which lacks the project's packages."""
+    bare = Path(sys.base_prefix) / "bin" / "python3"
+    probe = subprocess.run([bare, "-c", "import minio"], capture_output=True, timeout=30)
+    if probe.returncode == 0:
+        pytest.skip(f"{bare} has the project's packages installed")
+    result = subprocess.run(
+        [bare, "-m", "service.sitemaps", "generate", "--base-url", BASE, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    line = one_error_line(result)
+    assert "No module named" in line
+    assert ".venv/bin/python -m service.sitemaps" in line

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import gzip
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from service.sitemaps.errors import SitemapError
-from service.sitemaps.writer import INDEX_NAME, Limits, write_sitemaps
+from service.sitemaps.writer import INDEX_NAME, EmptySourceError, Limits, write_sitemaps
 
 NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 BASE = "http://sitemaps.example.test/sitemaps"
@@ -137,10 +137,9 @@ def test_uniform_batches_are_still_checked(tmp_path):
         write_sitemaps([[*good, ("/relative", None)]], tmp_path, BASE)
 
 
-def test_empty_source_still_gives_a_valid_index(tmp_path):
-    generation = write_sitemaps([], tmp_path, BASE)
-    assert urls_of(tmp_path / "sitemap-00001.xml.gz") == []
-    assert index_of(tmp_path) == [f"{BASE}/sitemap-00001.xml.gz"]
-    assert generation.index.content_type == "application/xml"
-    now = datetime.now(UTC).year
-    assert str(now) in (tmp_path / INDEX_NAME).read_text()
+def test_an_empty_source_writes_nothing(tmp_path):
+    """An empty <urlset> or <sitemapindex> is invalid under the sitemaps.org schemas."""
+    (tmp_path / "sitemap-00007.xml.gz").write_bytes(b"stale")
+    with pytest.raises(EmptySourceError, match="no URLs"):
+        write_sitemaps([[]], tmp_path, BASE)
+    assert list(tmp_path.iterdir()) == []

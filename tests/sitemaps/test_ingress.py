@@ -1,4 +1,4 @@
-"""The Ingress switch through the real kubernetes client against a fake API server."""
+"""The Ingress switch through the real Kubernetes client (lightkube) against a local API stand-in."""
 
 from __future__ import annotations
 
@@ -47,13 +47,14 @@ def test_forbidden_names_the_missing_verb_and_resource(kube, verb):
 
 
 def test_unreachable_api_server(kube):
-    from kubernetes import client
+    from lightkube import KubeConfig
 
     from service.sitemaps.ingress import IngressSwitch
     from tests.servers import free_port
 
     host = f"http://127.0.0.1:{free_port()}"
-    configuration = client.Configuration(host=host, retries=0)
-    switch = IngressSwitch(client.ApiClient(configuration), "sitemaps", "web")
-    with pytest.raises(SitemapError, match="Kubernetes API unreachable"):
+    config = KubeConfig.from_server(host).get()
+    assert config is not None
+    switch = IngressSwitch.from_config(config, "sitemaps", "web")
+    with pytest.raises(SitemapError, match=f"^Kubernetes API unreachable at {host}: "):
         switch.read()

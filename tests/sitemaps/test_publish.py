@@ -15,6 +15,7 @@ from service.settings import StorageSettings
 from service.sitemaps import storage
 from service.sitemaps.naming import is_generation
 from service.sitemaps.publisher import Publisher
+from service.sitemaps.sections import Section
 from service.sitemaps.writer import INDEX_NAME, Limits
 
 BASE = "http://sitemaps.example.test/sitemaps"
@@ -22,22 +23,13 @@ NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
 SMALL = Limits(max_urls=40)
 
 
-def rows(count: int = 100) -> list[list[tuple[str, str]]]:
+def rows(count: int = 100) -> list[Section]:
+    """One unnamed section of `count` URLs, in batches of 30."""
     items = [
         (f"https://img.example.test/processed/{i:064x}?a=1&b=2", "2026-11-22T10:15:00Z")
         for i in range(count)
     ]
-    return [items[i : i + 30] for i in range(0, count, 30)]
-
-
-@pytest.fixture
-def client(s3_server):
-    minio = storage.connect(StorageSettings.from_env(s3_server.env()))
-    for name in storage.generations(minio):
-        storage.delete_bucket(minio, name)
-    yield minio
-    for name in storage.generations(minio):
-        storage.delete_bucket(minio, name)
+    return [Section("", [items[i : i + 30] for i in range(0, count, 30)])]
 
 
 @pytest.fixture
