@@ -12,7 +12,7 @@ from typing import Any
 
 from service.sitemaps.ingress import LIVE_LABEL, REWRITE_ANNOTATION
 from tests.servers import serving
-from tests.sitemaps.conftest import FakeKube, _handler
+from tests.sitemaps.conftest import TOKEN, FakeKube, _handler
 
 
 @dataclass
@@ -52,7 +52,7 @@ def kube_api(rendered_ingress: dict[str, Any], directory: Path) -> Iterator[Kube
     kubeconfig.write_text(
         "apiVersion: v1\nkind: Config\n"
         f"clusters: [{{name: stand-in, cluster: {{server: '{fake.host}'}}}}]\n"
-        "users: [{name: stand-in, user: {token: stand-in-token}}]\n"
+        f"users: [{{name: stand-in, user: {{token: {TOKEN}}}}}]\n"
         "contexts: [{name: stand-in, context: {cluster: stand-in, user: stand-in, "
         f"namespace: {fake.namespace}}}}}]\n"
         "current-context: stand-in\n"

@@ -51,6 +51,7 @@ from tests.conftest import S3Server
 from tests.servers import serving
 from tests.service.api_support import OriginServer, encode, photo, serve
 from tests.service.fetch_origin import SERVER_PEM, tls_context
+from tests.sitemaps.conftest import TOKEN
 
 JOURNEY_STACKS = ("dev", "prod")
 IMAGES = {
@@ -90,7 +91,7 @@ def read_ingress(kube_host: str, namespace: str, name: str) -> dict[str, Any]:
     """The Ingress as a controller would read it from the API server."""
     http = urllib3.PoolManager(timeout=10, retries=False)
     path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}"
-    response = http.request("GET", kube_host + path)
+    response = http.request("GET", kube_host + path, headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status == 200, response.data
     return dict(response.json())
 
