@@ -3,7 +3,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: deploy test lint format sync fuzz faults load bench
+.PHONY: deploy test run lint format sync fuzz faults load bench
 
 deploy: sync
 	scripts/deploy.sh
@@ -11,6 +11,11 @@ deploy: sync
 test: sync
 	scripts/check-system.sh
 	.venv/bin/pytest
+
+# Without a cluster: the API, an in-memory S3 server and sample images on 127.0.0.1, until Ctrl-C.
+# ARGS='--sitemaps' also converts the samples and writes their sitemaps; ARGS='--port 8081'.
+run: sync
+	.venv/bin/python scripts/run_local.py $(ARGS)
 
 lint: sync
 	.venv/bin/ruff check .
