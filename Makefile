@@ -3,7 +3,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: deploy test lint format sync fuzz faults load bench xsd
+.PHONY: deploy test run lint format sync fuzz faults load bench xsd
 
 # The prerequisites are checked before anything is installed.
 deploy:
@@ -14,6 +14,11 @@ deploy:
 test: sync xsd
 	scripts/check-system.sh
 	.venv/bin/pytest
+
+# Without a cluster: the API, an in-memory S3 server and sample images on 127.0.0.1, until Ctrl-C.
+# ARGS='--sitemaps' also converts the samples and writes their sitemaps; ARGS='--port 8081'.
+run: sync
+	.venv/bin/python scripts/run_local.py $(ARGS)
 
 lint: sync
 	.venv/bin/ruff check .

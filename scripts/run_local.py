@@ -1,0 +1,410 @@
+#!/usr/bin/env python3
+"""`make run`: the image API on 127.0.0.1 with all it needs, and no cluster, Docker or account.
+
+Starts, each on loopback only:
+  - moto's S3 server (the one the tests use) standing in for MinIO; it keeps every object in
+    memory and loses them when it stops, so it is for trying things out, not for data;
+  - a local origin serving a few sample images made here, so a first upload works offline;
+  - the API as the container runs it: `python -m service.serve` with its production settings.
+Then it prints the URLs and curl lines to try, and runs until Ctrl-C (SIGINT) or SIGTERM, which
+stop everything it started. `--sitemaps` also uploads and converts the samples and writes the
+sitemaps of what was converted, served by the origin.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import hashlib
+import io
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import FrameType
+from urllib.error import URLError
+from urllib.request import Request, urlopen
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from PIL import Image, ImageDraw  # noqa: E402
+
+from service.imaging import greyscale  # noqa: E402
+
+BIN = Path(sys.executable).parent
+HOST = "127.0.0.1"
+ACCESS_KEY = "local-access-key"
+SECRET_KEY = "local-secret-key"  # noqa: S105 - moto accepts any key; loopback only
+START_SECONDS = 60.0
+STOP_SECONDS = 30.0
+PR_SET_PDEATHSIG = 1
+
+
+class RunError(Exception):
+    """Something that stops `make run` before it serves; the message says what to do."""
+
+
+def die_with_parent() -> None:
+    """Ask Linux to send SIGTERM here when the parent dies (`make` killed), so nothing lingers."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def sample_images() -> dict[str, bytes]:
+    """A photo-like JPEG, a PNG with transparency, a WebP and a small animated GIF."""
+    size = (640, 480)
+    photo = Image.merge(
+        "RGB",
+        (
+            Image.linear_gradient("L").resize(size),
+            Image.radial_gradient("L").resize(size),
+            Image.effect_noise(size, 40),
+        ),
+    )
+    ImageDraw.Draw(photo).text((20, 20), "kube-image-processing", fill=(255, 255, 0))
+    badge = photo.resize((160, 120)).convert("RGBA")
+    badge.putalpha(Image.radial_gradient("L").resize((160, 120)))
+    frames = [photo.resize((96, 72)).rotate(angle) for angle in (0, 90, 180, 270)]
+    encoded: dict[str, bytes] = {}
+    for name, image, options in (
+        ("photo.jpg", photo, {"quality": 85}),
+        ("badge.png", badge, {}),
+        ("photo.webp", photo, {"quality": 80}),
+        ("spin.gif", frames[0], {"save_all": True, "append_images": frames[1:], "duration": 200}),
+    ):
+        out = io.BytesIO()
+        image.save(out, name.rsplit(".", 1)[1].replace("jpg", "jpeg"), **options)
+        encoded[name] = out.getvalue()
+    return encoded
+
+
+def processed_name(data: bytes) -> str:
+    """The name POST /processed will give these bytes: conversion is deterministic."""
+    with tempfile.SpooledTemporaryFile() as file:
+        file.write(data)
+        return hashlib.sha256(greyscale(file, 64_000_000).data).hexdigest()
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@dataclass
+class Origin:
+    """A static file server on a thread: the samples, and the sitemaps once written."""
+
+    directory: Path
+    server: ThreadingHTTPServer | None = None
+
+    def start(self) -> int:
+        handler = partial(_QuietFiles, directory=str(self.directory))
+        self.server = ThreadingHTTPServer((HOST, 0), handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return int(self.server.server_address[1])
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+class Children:
+    """Child processes in sessions of their own, stopped in reverse order, never left behind."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{name}.log").open("wb")
+        with log:
+            child = subprocess.Popen(  # noqa: S603 - fixed programs, no shell
+                command,
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                # Ctrl-C reaches this process only, which then stops the children in order.
+                start_new_session=True,
+                preexec_fn=die_with_parent,
+            )
+        self.running.append((name, child))
+        return child
+
+    def exited(self) -> str | None:
+        """The name of a child that stopped on its own, if any."""
+        return next((name for name, child in self.running if child.poll() is not None), None)
+
+    def stop_all(self) -> None:
+        while self.running:
+            _name, child = self.running.pop()
+            if child.poll() is None:
+                # The whole session: gunicorn's workers go with their master.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
+                try:
+                    child.wait(timeout=STOP_SECONDS)
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(child.pid, signal.SIGKILL)
+                    child.wait(timeout=STOP_SECONDS)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)  # any stray left in its session
+
+
+def wait_until(ready: Callable[[], bool], what: str, child: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RunError(f"{what} exited with status {child.returncode} while starting")
+        with contextlib.suppress(OSError):
+            if ready():
+                return
+        time.sleep(0.1)
+    raise RunError(f"{what} did not start within {START_SECONDS:g} seconds")
+
+
+def listening(port: int) -> bool:
+    with socket.create_connection((HOST, port), timeout=0.5):
+        return True
+
+
+def answers(url: str) -> bool:
+    try:
+        with urlopen(url, timeout=2) as response:  # noqa: S310 - a loopback URL built here
+            return bool(response.status == 200)
+    except URLError:
+        return False
+
+
+def post_json(url: str, body: dict[str, str]) -> str:
+    """POST a JSON body like the curl lines do; the `path` of the 201 answer."""
+    request = Request(  # noqa: S310 - a loopback URL built here
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urlopen(request, timeout=60) as response:  # noqa: S310 - a loopback URL built here
+        path: str = json.load(response)["path"]
+        return path
+
+
+@dataclass(frozen=True)
+class Local:
+    """Where everything listens once started."""
+
+    api: str
+    s3_endpoint: str
+    origin: str
+    samples: dict[str, bytes]
+
+
+def api_env(s3_endpoint: str, metrics_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MINIO_ENDPOINT": s3_endpoint,
+        "MINIO_ACCESS_KEY": ACCESS_KEY,
+        "MINIO_SECRET_KEY": SECRET_KEY,
+        "MINIO_SECURE": "false",
+        # The sample origin is on loopback, which the API refuses by default (SSRF guard).
+        "FETCH_ALLOW_PRIVATE_NETWORKS": "true",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+    }
+
+
+def start(children: Children, origin: Origin, work: Path, api_port: int) -> Local:
+    # The children first: preexec_fn is only safe while this process has no other threads.
+    s3_port = free_port()
+    moto = children.start(
+        "s3", [str(BIN / "moto_server"), "-H", HOST, "-p", str(s3_port)], dict(os.environ)
+    )
+    metrics = work / "metrics"
+    metrics.mkdir()
+    s3_endpoint = f"{HOST}:{s3_port}"
+    api = children.start(
+        "api",
+        [sys.executable, "-m", "service.serve", "--bind", f"{HOST}:{api_port}"],
+        api_env(s3_endpoint, metrics),
+    )
+    samples = sample_images()
+    for name, data in samples.items():
+        (origin.directory / name).write_bytes(data)
+    origin_url = f"http://{HOST}:{origin.start()}"
+    wait_until(lambda: listening(s3_port), "the S3 server (moto)", moto)
+    api_url = f"http://{HOST}:{api_port}"
+    wait_until(lambda: answers(f"{api_url}/readyz"), "the API", api)
+    return Local(api=api_url, s3_endpoint=s3_endpoint, origin=origin_url, samples=samples)
+
+
+def curl_lines(local: Local, sample: str) -> list[str]:
+    incoming = hashlib.sha256(local.samples[sample]).hexdigest()
+    grey = processed_name(local.samples[sample])
+    json_header = "-H 'Content-Type: application/json'"
+    upload = json.dumps({"url": f"{local.origin}/{sample}"})
+    convert = json.dumps({"path": f"/incoming/{incoming}"})
+    return [
+        f"curl -s -X POST {json_header} -d {shlex.quote(upload)} {local.api}/incoming",
+        f"curl -s -X POST {json_header} -d {shlex.quote(convert)} {local.api}/processed",
+        f"curl -s -o grey-{sample} {local.api}/processed/{grey}",
+    ]
+
+
+def banner(local: Local, work: Path) -> str:
+    lines = [
+        "",
+        "The image API runs on 127.0.0.1 (Ctrl-C stops everything):",
+        f"  API            {local.api}/          (routes: {local.api}/openapi.json)",
+        f"  health         {local.api}/healthz   {local.api}/readyz   {local.api}/metrics",
+        f"  sample images  {local.origin}/  ({', '.join(local.samples)})",
+        f"  S3 (moto)      {local.s3_endpoint}  in memory only: everything is gone when it stops",
+        f"  logs           {work}",
+        "",
+        "Upload a sample, convert it to greyscale, read it back:",
+        *(f"  {line}" for line in curl_lines(local, "photo.jpg")),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_sitemaps(local: Local, origin: Origin, work: Path) -> Path:
+    """Upload and convert every sample through the API, then run the sitemap generator once."""
+    for sample in local.samples:
+        incoming = post_json(f"{local.api}/incoming", {"url": f"{local.origin}/{sample}"})
+        post_json(f"{local.api}/processed", {"path": incoming})
+    out = origin.directory / "sitemaps"
+    env = api_env(local.s3_endpoint, work)
+    command = [
+        sys.executable,
+        "-m",
+        "service.sitemaps",
+        "generate",
+        "--source",
+        "bucket",
+        "--base-url",
+        f"{local.origin}/sitemaps",
+        "--site-url",
+        local.api,
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(  # noqa: S603 - a fixed program, no shell
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        raise RunError(f"the sitemap generator failed: {done.stderr.strip()}")
+    return out
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="make run",
+        description=(
+            "Run the image API on 127.0.0.1 with an in-memory S3 server and a local origin "
+            "of sample images. Ctrl-C stops everything."
+        ),
+    )
+    parser.add_argument(
+        "--port", type=int, default=8080, help="port of the API on 127.0.0.1 (default 8080)"
+    )
+    parser.add_argument(
+        "--sitemaps",
+        action="store_true",
+        help="upload and convert the samples, then write the sitemaps of what was converted",
+    )
+    return parser.parse_args(argv)
+
+
+class Stop(Exception):  # noqa: N818 - a signal, not an error
+    """SIGINT or SIGTERM arrived."""
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+def serve(args: argparse.Namespace) -> int:
+    if not 1 <= args.port <= 65535:
+        raise RunError(f"--port must be from 1 to 65535, got {args.port}")
+    if not port_free(args.port):
+        raise RunError(
+            f"port {args.port} on {HOST} is in use; stop what uses it or pick another: "
+            "make run ARGS='--port 8081'"
+        )
+    work = ROOT / "build" / "run"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "origin").mkdir(parents=True)
+    children = Children(work)
+    origin = Origin(work / "origin")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _raise_stop)
+    try:
+        local = start(children, origin, work, args.port)
+        print(banner(local, work), flush=True)
+        if args.sitemaps:
+            out = write_sitemaps(local, origin, work)
+            files = sorted(path.name for path in out.iterdir())
+            print(f"Sitemaps of the converted samples are in {out}: {', '.join(files)}")
+            print(f"  index        {local.origin}/sitemaps/sitemap.xml", flush=True)
+        print("Running; Ctrl-C to stop.", flush=True)
+        while (stopped := children.exited()) is None:
+            time.sleep(0.5)
+        raise RunError(f"the {stopped} process stopped by itself; see {work}/{stopped}.log")
+    except Stop as signal_name:
+        print(f"\n{signal_name}: stopping the API, the S3 server and the origin", flush=True)
+        return 0
+    finally:
+        # A second Ctrl-C must not cut the clean-up short.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+        children.stop_all()
+        origin.stop()
+
+
+def main(argv: list[str]) -> int:
+    die_with_parent()
+    args = parse_args(argv)
+    try:
+        return serve(args)
+    except RunError as error:
+        print(f"make run: error: {error}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
