@@ -16,7 +16,7 @@ test: sync xsd
 	.venv/bin/pytest
 
 # Without a cluster: the API, an in-memory S3 server and sample images on 127.0.0.1, until Ctrl-C.
-# ARGS='--sitemaps' also converts the samples and writes their sitemaps; ARGS='--port 8081'.
+# ARGS='--sitemaps' also converts the samples and writes their sitemaps; ARGS='--port 8090'.
 run: sync
 	.venv/bin/python scripts/run_local.py $(ARGS)
 

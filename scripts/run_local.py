@@ -128,9 +128,9 @@ class Origin:
     directory: Path
     server: ThreadingHTTPServer | None = None
 
-    def start(self) -> int:
+    def start(self, port: int) -> int:
         handler = partial(_QuietFiles, directory=str(self.directory))
-        self.server = ThreadingHTTPServer((HOST, 0), handler)
+        self.server = ThreadingHTTPServer((HOST, port), handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return int(self.server.server_address[1])
@@ -248,7 +248,7 @@ def api_env(s3_endpoint: str, metrics_dir: Path) -> dict[str, str]:
     }
 
 
-def start(children: Children, origin: Origin, work: Path, api_port: int) -> Local:
+def start(children: Children, origin: Origin, work: Path, api_port: int, origin_port: int) -> Local:
     # The children first: preexec_fn is only safe while this process has no other threads.
     s3_port = free_port()
     moto = children.start(
@@ -265,7 +265,7 @@ def start(children: Children, origin: Origin, work: Path, api_port: int) -> Loca
     samples = sample_images()
     for name, data in samples.items():
         (origin.directory / name).write_bytes(data)
-    origin_url = f"http://{HOST}:{origin.start()}"
+    origin_url = f"http://{HOST}:{origin.start(origin_port)}"
     wait_until(lambda: listening(s3_port), "the S3 server (moto)", moto)
     api_url = f"http://{HOST}:{api_port}"
     wait_until(lambda: answers(f"{api_url}/readyz"), "the API", api)
@@ -343,6 +343,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--port", type=int, default=8080, help="port of the API on 127.0.0.1 (default 8080)"
     )
     parser.add_argument(
+        "--origin-port",
+        type=int,
+        default=8081,
+        help="port of the sample images on 127.0.0.1 (default 8081)",
+    )
+    parser.add_argument(
         "--sitemaps",
         action="store_true",
         help="upload and convert the samples, then write the sitemaps of what was converted",
@@ -359,13 +365,19 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    if not 1 <= args.port <= 65535:
-        raise RunError(f"--port must be from 1 to 65535, got {args.port}")
-    if not port_free(args.port):
-        raise RunError(
-            f"port {args.port} on {HOST} is in use; stop what uses it or pick another: "
-            "make run ARGS='--port 8081'"
-        )
+    for option, port, other in (
+        ("--port", args.port, 8090),
+        ("--origin-port", args.origin_port, 8091),
+    ):
+        if not 1 <= port <= 65535:
+            raise RunError(f"{option} must be from 1 to 65535, got {port}")
+        if not port_free(port):
+            raise RunError(
+                f"port {port} on {HOST} is in use; stop what uses it or pick another: "
+                f"make run ARGS='{option} {other}'"
+            )
+    if args.port == args.origin_port:
+        raise RunError(f"--port and --origin-port must differ, both are {args.port}")
     work = ROOT / "build" / "run"
     shutil.rmtree(work, ignore_errors=True)
     (work / "origin").mkdir(parents=True)
@@ -374,7 +386,7 @@ def serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_stop)
     try:
-        local = start(children, origin, work, args.port)
+        local = start(children, origin, work, args.port, args.origin_port)
         print(banner(local, work), flush=True)
         if args.sitemaps:
             out = write_sitemaps(local, origin, work)

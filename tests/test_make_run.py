@@ -87,7 +87,12 @@ def _get(url: str) -> tuple[int, bytes]:
 def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
     """`make run` with the sitemaps flag on a free port, in a session of its own like a terminal's."""
     make = subprocess.Popen(
-        ["make", "--no-print-directory", "run", f"ARGS=--port {free_port()} --sitemaps"],
+        [
+            "make",
+            "--no-print-directory",
+            "run",
+            f"ARGS=--port {free_port()} --origin-port {free_port()} --sitemaps",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -184,5 +189,5 @@ def test_a_busy_port_is_one_line_and_nothing_starts() -> None:
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         f"make run: error: port {port} on 127.0.0.1 is in use; stop what uses it or pick "
-        "another: make run ARGS='--port 8081'"
+        "another: make run ARGS='--port 8090'"
     ]
