@@ -14,7 +14,17 @@ from service import deflate
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 MAX_FRAMES = 1000
-# zlib level 1: several times faster than the default 6, for somewhat larger files.
+# Downloads up to this size are decoded in full before they are stored (a few ms).
+FULL_CHECK_PIXELS = 2_000_000
+# Chosen by measurement (bench/greyscale.py, on photos, screenshots and gradients): zlib's
+# run-length strategy at level 1 packs a photo's filtered rows as small as Pillow's default
+# encoder does, several times faster; screenshots, graphics and gradients need string matches
+# (level 6, as Pillow's default), and where run-length coding already halves a piece, the
+# two are tried and the smaller kept.
+PNG_DEFLATE = deflate.Choice(
+    first=deflate.Setting(1, zlib.Z_RLE), second=deflate.Setting(6), below=0.5
+)
+# Greyscale PNGs Pillow writes itself (palettes, alpha, 16 bits, animations).
 PNG_COMPRESS_LEVEL = 1
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_UP_FILTER = 2
@@ -44,9 +54,39 @@ class Converted:
 
 
 def check(file: IO[bytes], max_pixels: int) -> str:
-    """The content type of a supported image within the pixel limit, from its header alone."""
+    """The content type of a supported, whole image within the pixel limit.
+
+    What the conversion could not decode is refused here, before it is stored. Small images
+    are decoded in full; bigger ones get cheaper checks that still find a truncated file
+    (bench/greyscale.py measures both).
+    """
     with _open(file, max_pixels) as image:
-        return CONTENT_TYPES[_format(image)]
+        fmt = _format(image)
+        try:
+            _check_whole(image, fmt, max_pixels)
+        # As in greyscale(): every way a decoder fails means the image cannot be converted.
+        except Exception as error:
+            raise ImageRejectedError(f"The image could not be decoded: {_reason(error)}") from None
+        return CONTENT_TYPES[fmt]
+
+
+def _check_whole(image: Image.Image, fmt: str, max_pixels: int) -> None:
+    width, height = image.size
+    if fmt == "JPEG":
+        # Scaled by 1/8 in the decoder, which still reads every block of every scan.
+        image.draft(None, (max(1, width // 8), max(1, height // 8)))
+        image.load()
+    elif fmt == "GIF":
+        # Frames as far as the conversion's limits, which refuse what lies beyond them.
+        for number, frame in enumerate(ImageSequence.Iterator(image)):
+            if number >= MAX_FRAMES or (number + 1) * width * height > max_pixels:
+                break
+            frame.load()
+    elif width * height <= FULL_CHECK_PIXELS:
+        image.load()
+    elif fmt == "PNG":
+        image.verify()  # every chunk's checksum, up to IEND; no decompression
+    # A WebP file's chunks were all read, and checked, when it was opened.
 
 
 def greyscale(file: IO[bytes], max_pixels: int) -> Converted:
@@ -126,7 +166,7 @@ def _png_grey(grey: Image.Image) -> bytes:
     above.paste(0, (0, 0, width, 1))  # the first row has nothing above it
     rows = Image.new("L", (width + 1, height), _PNG_UP_FILTER)  # each row starts with its filter
     rows.paste(ImageChops.subtract_modulo(grey, above), (1, 0))
-    pixels = deflate.compress(rows.tobytes(), PNG_COMPRESS_LEVEL, zlib.Z_RLE)
+    pixels = deflate.compress(rows.tobytes(), PNG_DEFLATE)
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"".join(
         (_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", pixels), _chunk(b"IEND", b""))
