@@ -34,10 +34,7 @@ def is_grey(image: Image.Image) -> bool:
         rgb = image.convert("RGB")
         red, green, blue = rgb.split()
         if not (red.tobytes() == green.tobytes() == blue.tobytes()):
-            # Lossy WebP may drift by a level or two between channels.
-            diff = max(abs(a - b) for a, b in zip(red.tobytes(), blue.tobytes(), strict=True))
-            if image.format != "WEBP" or diff > 3:
-                return False
+            return False
     return True
 
 
