@@ -14,7 +14,8 @@ from service import deflate
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 MAX_FRAMES = 1000
-# Downloads up to this size are decoded in full before they are stored (a few ms).
+# Downloads up to this size are decoded before they are stored (a few ms); bigger ones get
+# checks that find a truncated file without decoding it (bench/greyscale.py measures both).
 FULL_CHECK_PIXELS = 2_000_000
 # Chosen by measurement (bench/greyscale.py, on photos, screenshots and gradients): zlib's
 # run-length strategy at level 1 packs a photo's filtered rows as small as Pillow's default
@@ -69,30 +70,44 @@ def check(file: IO[bytes], max_pixels: int) -> str:
     with _open(file, max_pixels) as image:
         fmt = _format(image)
         try:
-            _check_whole(image, fmt, max_pixels)
+            _check_whole(image, fmt, file, max_pixels)
         # As in greyscale(): every way a decoder fails means the image cannot be converted.
         except Exception as error:
             raise ImageRejectedError(f"The image could not be decoded: {_reason(error)}") from None
         return CONTENT_TYPES[fmt]
 
 
-def _check_whole(image: Image.Image, fmt: str, max_pixels: int) -> None:
+def _check_whole(image: Image.Image, fmt: str, file: IO[bytes], max_pixels: int) -> None:
     width, height = image.size
-    if fmt == "JPEG":
-        # Scaled by 1/8 in the decoder, which still reads every block of every scan.
-        image.draft(None, (max(1, width // 8), max(1, height // 8)))
-        image.load()
-    elif fmt == "GIF":
+    if fmt == "GIF":
         # Frames as far as the conversion's limits, which refuse what lies beyond them.
         for number, frame in enumerate(ImageSequence.Iterator(image)):
             if number >= MAX_FRAMES or (number + 1) * width * height > max_pixels:
                 break
             frame.load()
+    elif fmt == "JPEG" and width * height <= FULL_CHECK_PIXELS:
+        # Scaled by 1/8 in the decoder, which still reads every block of every scan.
+        image.draft(None, (max(1, width // 8), max(1, height // 8)))
+        image.load()
     elif width * height <= FULL_CHECK_PIXELS:
         image.load()
+    elif fmt == "JPEG":
+        tiles = getattr(image, "tile", None)
+        _check_jpeg_end(file, tiles[0][2] if tiles else 0)
     elif fmt == "PNG":
         image.verify()  # every chunk's checksum, up to IEND; no decompression
     # A WebP file's chunks were all read, and checked, when it was opened.
+
+
+def _check_jpeg_end(file: IO[bytes], scan: int) -> None:
+    """An end-of-image marker after the first scan's data: coded data never holds one."""
+    file.seek(scan)
+    previous = b""
+    while chunk := file.read(1024 * 1024):
+        if b"\xff\xd9" in previous[-1:] + chunk:
+            return
+        previous = chunk
+    raise ValueError("image file is truncated (no end-of-image marker)")
 
 
 def greyscale(file: IO[bytes], max_pixels: int) -> Converted:

@@ -72,3 +72,22 @@ def test_output_is_the_same_bytes_every_time() -> None:
     for data in (_encode(both, "PNG"), _encode(_every_level(), "WEBP")):
         first = imaging.greyscale(io.BytesIO(data), MAX_PIXELS).data
         assert imaging.greyscale(io.BytesIO(data), MAX_PIXELS).data == first
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("side", [600, 2000])  # decoded below FULL_CHECK_PIXELS, checked above
+def test_check_refuses_a_truncated_file(fmt: str, side: int) -> None:
+    image = Image.effect_noise((side, side), 40).convert("RGB")
+    data = _encode(image, fmt, **({"progressive": True} if fmt == "JPEG" else {}))
+    assert (side * side > imaging.FULL_CHECK_PIXELS) == (side == 2000)
+    assert imaging.check(io.BytesIO(data), MAX_PIXELS) == f"image/{fmt.lower()}"
+    with pytest.raises(imaging.ImageRejectedError, match="could not be decoded"):
+        imaging.check(io.BytesIO(data[: len(data) - 100]), MAX_PIXELS)
+
+
+def test_check_takes_a_jpeg_with_bytes_after_its_end() -> None:
+    """Cameras append data after the picture; the conversion reads the picture alone."""
+    data = _encode(Image.effect_noise((2000, 1200), 40).convert("RGB"), "JPEG")
+    padded = data + b"\x00" * 4096
+    assert imaging.check(io.BytesIO(padded), MAX_PIXELS) == "image/jpeg"
+    assert imaging.greyscale(io.BytesIO(padded), MAX_PIXELS).content_type == "image/jpeg"
