@@ -187,6 +187,14 @@ def times(runs: int) -> None:
     print("targets: >= 4x faster than convert on JPEG, >= 8x on PNG, <= 1.25x jpegtran's time")
 
 
+def png_inputs(images: dict[str, Image.Image]) -> dict[str, bytes]:
+    inputs = {label: encode(image, "PNG") for label, image in images.items()}
+    palette = images["screenshot"].convert("P", palette=Image.Palette.ADAPTIVE)
+    inputs["screenshot palette"] = encode(palette, "PNG")
+    inputs["chart alpha"] = encode(images["chart"].convert("RGBA"), "PNG")
+    return inputs
+
+
 def png_sizes(images: dict[str, Image.Image], runs: int) -> None:
     print(
         f"\nPNG: ours against Pillow's default encoder (level 6, adaptive filters); {PNG_DEFLATE}"
@@ -199,29 +207,25 @@ def png_sizes(images: dict[str, Image.Image], runs: int) -> None:
     print("-" * len(header))
     total_ours = total_pillow = 0
     worst = 0.0
-    for label, image in images.items():
-        data = encode(image, "PNG")
+    for label, data in png_inputs(images).items():
         mine = ours(data)()
-        grey = Image.open(io.BytesIO(data)).convert("L")
+        # Pillow's default encoder, for the very pixels (and mode) of our output.
+        grey = Image.open(io.BytesIO(mine))
+        grey.load()
         pillow = encode(grey, "PNG")
-        assert Image.open(io.BytesIO(mine)).tobytes() == grey.tobytes(), label
         mine_ms = median_seconds(ours(data), runs) * 1000
-
-        def pillow_default(data: bytes = data) -> bytes:
-            return encode(Image.open(io.BytesIO(data)).convert("L"), "PNG")
-
-        pillow_ms = median_seconds(pillow_default, runs) * 1000
+        pillow_ms = median_seconds(lambda grey=grey: encode(grey, "PNG"), runs) * 1000
         ratio = len(mine) / len(pillow)
         worst = max(worst, ratio)
         total_ours += len(mine)
         total_pillow += len(pillow)
         print(
-            f"{label:<19}{image.width * image.height:>10}{len(mine):>10}{len(pillow):>10}"
+            f"{label:<19}{grey.width * grey.height:>10}{len(mine):>10}{len(pillow):>10}"
             f"{ratio:>7.2f}{mine_ms:>9.1f}{pillow_ms:>10.1f}"
         )
     print(
         f"all: {total_ours / total_pillow:.2f}x Pillow's bytes; worst image {worst:.2f}x "
-        "(target: at most 1.15x)"
+        "(target: at most 1.15x). ours ms: the whole conversion; Pillow ms: its encoder alone."
     )
 
 

@@ -25,8 +25,12 @@ FULL_CHECK_PIXELS = 2_000_000
 PNG_DEFLATE = deflate.Choice(
     first=deflate.Setting(1, zlib.Z_RLE), second=deflate.Setting(6), below=0.5
 )
-# Greyscale PNGs Pillow writes itself (palettes, alpha, 16 bits, animations).
+# Greyscale PNGs that Pillow writes itself (palettes, alpha, 16 bits) follow the same rule
+# for the whole image: level 1, and level 6 too where level 1 made less than half a byte per
+# pixel. Animations keep level 1.
 PNG_COMPRESS_LEVEL = 1
+PNG_THOROUGH_LEVEL = 6
+PNG_THOROUGH_BELOW_BYTES_PER_PIXEL = 0.5
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_UP_FILTER = 2
 # WebP output is lossless: lossy WebP cannot decode as true grey, because libwebp's YUV to
@@ -172,8 +176,20 @@ def _save_still(image: Image.Image, fmt: str, file: IO[bytes], out: io.BytesIO) 
         grey = grey.transpose(_TRANSPOSE[orientation])
     if fmt == "PNG" and grey.mode == "L" and not options.get("transparency"):
         out.write(_png_grey(grey))
+    elif fmt == "PNG":
+        out.write(_png_by_pillow(grey, options))
     else:
         grey.save(out, fmt, **options)
+
+
+def _png_by_pillow(grey: Image.Image, options: dict[str, object]) -> bytes:
+    fast = io.BytesIO()
+    grey.save(fast, "PNG", **options)
+    if fast.tell() >= PNG_THOROUGH_BELOW_BYTES_PER_PIXEL * grey.width * grey.height:
+        return fast.getvalue()
+    thorough = io.BytesIO()
+    grey.save(thorough, "PNG", **{**options, "compress_level": PNG_THOROUGH_LEVEL})
+    return min(fast.getvalue(), thorough.getvalue(), key=len)
 
 
 def _png_grey(grey: Image.Image) -> bytes:

@@ -91,3 +91,13 @@ def test_check_takes_a_jpeg_with_bytes_after_its_end() -> None:
     padded = data + b"\x00" * 4096
     assert imaging.check(io.BytesIO(padded), MAX_PIXELS) == "image/jpeg"
     assert imaging.greyscale(io.BytesIO(padded), MAX_PIXELS).content_type == "image/jpeg"
+
+
+@pytest.mark.parametrize("mode", ["P", "RGBA"])
+def test_png_pillow_writes_is_at_most_15_percent_over_its_default(mode: str) -> None:
+    """Palette and alpha PNGs are written by Pillow's encoder; graphics get its level 6 too."""
+    image = _screenshot().convert(mode)
+    ours = imaging.greyscale(io.BytesIO(_encode(image, "PNG")), MAX_PIXELS).data
+    grey = Image.open(io.BytesIO(ours))
+    assert grey.mode == {"P": "P", "RGBA": "LA"}[mode]
+    assert len(ours) <= 1.15 * len(_encode(grey, "PNG"))
