@@ -154,6 +154,21 @@ def ours(data: bytes) -> Callable[[], bytes]:
     return lambda: greyscale(io.BytesIO(data), MAX_PIXELS).data
 
 
+def interleaved(tools: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+    """Median seconds of each tool, run in turns and in rotating order, so that a busy
+    moment of a shared machine falls on all of them alike."""
+    for run in tools.values():
+        run()  # warm-up: caches, lazy imports
+    taken: dict[str, list[float]] = {name: [] for name in tools}
+    names = list(tools)
+    for number in range(runs):
+        for name in names[number % len(names) :] + names[: number % len(names)]:
+            started = time.perf_counter()
+            tools[name]()
+            taken[name].append(time.perf_counter() - started)
+    return {name: statistics.median(seconds) for name, seconds in taken.items()}
+
+
 def times(runs: int) -> None:
     big, small = photo(4000, 3000), photo(800, 600)
     inputs = {
@@ -170,19 +185,25 @@ def times(runs: int) -> None:
     print(header)
     print("-" * len(header))
     for label, (fmt, data) in inputs.items():
-        mine = median_seconds(ours(data), runs)
-        out_size = len(ours(data)())
-        convert = median_seconds(
-            subprocess_run([str(CONVERT), "-", "-colorspace", "Gray", "-"], data), runs
-        )
+        tools = {
+            "ours": ours(data),
+            "convert": subprocess_run([str(CONVERT), "-", "-colorspace", "Gray", "-"], data),
+        }
         if fmt == "JPEG":
-            jpegtran = median_seconds(subprocess_run([str(JPEGTRAN), "-grayscale"], data), runs)
-            tran_ms, vs_tran = f"{jpegtran * 1000:.1f}", f"{mine / jpegtran:.2f}x time"
+            tools["jpegtran"] = subprocess_run([str(JPEGTRAN), "-grayscale"], data)
+        took = interleaved(tools, runs)
+        mine = took["ours"]
+        if "jpegtran" in took:
+            tran_ms, vs_tran = (
+                f"{took['jpegtran'] * 1000:.1f}",
+                f"{mine / took['jpegtran']:.2f}x time",
+            )
         else:
             tran_ms, vs_tran = "-", "-"
         print(
-            f"{label:<14}{len(data) / 1e6:>7.2f}MB{mine * 1000:>10.1f}{convert * 1000:>12.1f}"
-            f"{tran_ms:>13}{convert / mine:>10.1f}x{vs_tran:>13}{out_size / 1e6:>8.3f}MB"
+            f"{label:<14}{len(data) / 1e6:>7.2f}MB{mine * 1000:>10.1f}{took['convert'] * 1000:>12.1f}"
+            f"{tran_ms:>13}{took['convert'] / mine:>10.1f}x{vs_tran:>13}"
+            f"{len(ours(data)()) / 1e6:>8.3f}MB"
         )
     print("targets: >= 4x faster than convert on JPEG, >= 8x on PNG, <= 1.25x jpegtran's time")
 
