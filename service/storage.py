@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHUNK_BYTES = 64 * 1024
-# Writes off the request path wait in a queue this long at most; past it they are dropped,
-# which only costs a later repeat of the work they would have saved.
+# At most this many writes off the request path wait their turn; more are dropped, which
+# only costs a later repeat of the work they would have saved.
 BACKLOG = 64
 _MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"})
 _CREATED_ELSEWHERE = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})

@@ -16,7 +16,11 @@ from api_support import Api, OriginServer, api_env, serve
 from minio import Minio
 
 from service import images
+from service import storage as storage_module
 from service.conversions import ConversionMemo, table_path
+from service.settings import StorageSettings
+from service.storage import Storage
+from tests.servers import free_port
 
 NAME = re.compile(r"[0-9a-f]{64}")
 
@@ -166,3 +170,26 @@ def test_memo_keeps_every_entry_of_a_bench_sized_run(own_tmp: Path):
     for name in names:
         memo.put(name, name)
     assert all(memo.get(name) == name for name in names)
+
+
+def test_a_tag_storage_refuses_costs_the_request_nothing(monkeypatch: pytest.MonkeyPatch):
+    """Nothing listens on the port: the write off the request path fails there, and says so."""
+    warnings: list[str] = []
+    monkeypatch.setattr(
+        storage_module.log, "warning", lambda message, *args: warnings.append(message % args)
+    )
+    settings = StorageSettings(
+        endpoint=f"127.0.0.1:{free_port()}",
+        access_key="key",
+        secret_key="secret-key",
+        secure=False,
+        incoming_bucket="incoming",
+        processed_bucket="processed",
+    )
+    storage = Storage(settings, timeout_seconds=1)
+    started = time.monotonic()
+    storage.tag_later("incoming", "a" * 64, images.RESULT_TAG, "b" * 64)
+    assert time.monotonic() - started < 0.5  # the caller never waits for it
+    storage._background.shutdown(wait=True)
+    assert len(warnings) == 1
+    assert warnings[0].startswith(f"could not tag incoming/{'a' * 64}")
