@@ -1,124 +1,417 @@
-"""POST /processed throughput and latency under gunicorn, with 8 concurrent clients.
+"""POST /processed: this API against a naive Flask + Pillow app and the original design's app.
 
-Run: .venv/bin/python bench/api_throughput.py [--seconds 10] [--images 500] [--workers 2]
-Starts moto's S3 server, gunicorn and a local origin, all on 127.0.0.1, on this machine's
-cores; the clients share those cores too. Two phases:
-  fresh  - every request converts an image never converted before (800x600 JPEGs);
-  stored - every request repeats a conversion, answered from the stored result.
+Run: .venv/bin/python bench/api_throughput.py [--rounds 3] [--images 500] [--seconds 10]
+Needs Debian's imagemagick (/usr/bin/convert) for the original design's app.
+
+One S3 server process (moto, counting requests and TCP connections: bench/counting_s3.py)
+serves all three apps, which run side by side on loopback:
+  ours      the API as deployed: `python -m service.serve` with its own server settings;
+  naive     Flask + Pillow under gunicorn with the same workers and threads (bench/api_baselines.py);
+  original  the original design: Flask's own server, `convert` as a subprocess, whole reads.
+Each round runs, for every app in a rotating order, two phases with 8 clients:
+  fresh     every request converts an 800x600 JPEG that app never saw;
+  repeat    every request repeats a conversion that app did before.
+Per app and phase: req/s, p50/p99, CPU of the app's process tree per request, S3 calls per
+request as the S3 server counted them (GET / PUT / HEAD), new S3 connections, errors.
+The machine is shared: compare the ratios of one run, not absolute figures across runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from multiprocessing import Pool
 from pathlib import Path
 
 import urllib3
+from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import HarnessError, make_images, stack
+from bench.harness import (
+    ACCESS_KEY,
+    BIN,
+    ROOT,
+    SECRET_KEY,
+    HarnessError,
+    free_port,
+    listening,
+    process,
+    sha256,
+    wait_until,
+)
 
 CLIENTS = 8
+THREADS = 4  # per worker: gunicorn's gthread settings of the API, given to the naive app too
+APPS = ("ours", "naive", "original")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class Phase:
+    """What one phase of one app measured."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    s3: dict[str, int] = field(default_factory=dict)
+    connections: int = 0
+
+    def add(self, other: Phase) -> None:
+        self.latencies += other.latencies
+        self.errors += other.errors
+        self.seconds += other.seconds
+        self.cpu_seconds += other.cpu_seconds
+        self.connections += other.connections
+        for key, count in other.s3.items():
+            self.s3[key] = self.s3.get(key, 0) + count
+
+
+@dataclass
+class App:
+    """One of the apps under test, running."""
+
+    name: str
+    base: str
+    pid: int
+    fresh: list[list[str]]  # per round: incoming paths never converted by this app
+    converted: list[str] = field(default_factory=list)
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU time of `root` and every descendant, the reaped ones included (from /proc)."""
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = fields
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        fields = stats.get(pid)
+        if fields is not None:
+            # utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after the name.
+            total += sum(int(value) for value in fields[11:15])
+        todo += children.get(pid, [])
+    return total / CLOCK_TICKS
+
+
+def s3_counts(http: urllib3.PoolManager, endpoint: str) -> tuple[dict[str, int], int]:
+    answer = http.request("GET", f"http://{endpoint}/_bench/counts")
+    counts = json.loads(answer.data)
+    return dict(counts["requests"]), int(counts["connections"])
 
 
 def run_phase(
-    http: urllib3.PoolManager, url: str, paths: Callable[[], str | None], seconds: float
-) -> tuple[list[float], int, float]:
-    """8 clients POST /processed until time is up or paths run out: latencies, errors, time."""
-    latencies: list[float] = []
-    errors = 0
+    http: urllib3.PoolManager,
+    app: App,
+    next_path: Callable[[], str | None],
+    seconds: float,
+    s3_endpoint: str,
+) -> Phase:
+    """8 clients POST /processed until time is up or paths run out."""
+    phase = Phase()
     lock = threading.Lock()
+    s3_before, connections_before = s3_counts(http, s3_endpoint)
+    cpu_before = tree_cpu_seconds(app.pid)
     started = time.perf_counter()
     deadline = started + seconds
 
     def client() -> None:
-        nonlocal errors
         while time.perf_counter() < deadline:
-            path = paths()
+            path = next_path()
             if path is None:
                 return
             sent = time.perf_counter()
             try:
-                status = http.request("POST", url, json={"path": path}).status
+                answer = http.request("POST", f"{app.base}/processed", json={"path": path})
+                ok = answer.status == 201
             except urllib3.exceptions.HTTPError:
-                status = 0
+                ok = False
             took = time.perf_counter() - sent
             with lock:
-                if status == 201:
-                    latencies.append(took)
+                if ok:
+                    phase.latencies.append(took)
+                    if path not in app.converted:
+                        app.converted.append(path)
                 else:
-                    errors += 1
+                    phase.errors += 1
 
     threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return latencies, errors, time.perf_counter() - started
+    phase.seconds = time.perf_counter() - started
+    time.sleep(0.3)  # work the app does after answering (a write off the request path) counts
+    phase.cpu_seconds = tree_cpu_seconds(app.pid) - cpu_before
+    s3_after, connections_after = s3_counts(http, s3_endpoint)
+    phase.s3 = {key: s3_after.get(key, 0) - s3_before.get(key, 0) for key in s3_after}
+    phase.connections = connections_after - connections_before
+    return phase
 
 
-def report(name: str, latencies: list[float], errors: int, elapsed: float) -> None:
-    if len(latencies) < 2:
-        print(f"{name:<8} too few answers ({len(latencies)}), errors {errors}")
-        return
-    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
-    print(
-        f"{name:<8}{len(latencies):>9}{len(latencies) / elapsed:>10.1f}"
-        f"{cuts[49] * 1000:>10.1f}{cuts[98] * 1000:>10.1f}{errors:>8}{elapsed:>9.1f}"
+def fresh_paths(paths: list[str]) -> Callable[[], str | None]:
+    remaining = iter(paths)
+    lock = threading.Lock()
+
+    def take() -> str | None:
+        with lock:
+            return next(remaining, None)
+
+    return take
+
+
+def repeat_paths(paths: list[str], seed: int) -> Callable[[], str | None]:
+    chooser = random.Random(seed)
+    lock = threading.Lock()
+    known = list(paths)
+
+    def take() -> str | None:
+        with lock:
+            return chooser.choice(known)
+
+    return take
+
+
+def _jpeg_batch(numbers: range) -> list[bytes]:
+    """Distinct photo-like 800x600 JPEGs, as bench/harness.py makes them, numbered from any start."""
+    base = Image.merge(
+        "RGB",
+        (
+            Image.linear_gradient("L").resize((800, 600)),
+            Image.radial_gradient("L").resize((800, 600)),
+            Image.effect_noise((800, 600), 40),
+        ),
     )
+    batch = []
+    for number in numbers:
+        image = base.rotate(number % 360)
+        ImageDraw.Draw(image).text((10 + number % 700, 10), f"image {number}", fill=(255, 0, 0))
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=85)
+        batch.append(out.getvalue())
+    return batch
+
+
+def seed_incoming(endpoint: str, images: list[bytes]) -> list[str]:
+    """Store the images in the incoming bucket directly, as POST /incoming would: their paths."""
+    from minio import Minio
+
+    client = Minio(endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False)
+    for bucket in ("incoming", "processed"):
+        if not client.bucket_exists(bucket):
+            client.make_bucket(bucket)
+
+    def put(data: bytes) -> str:
+        name = sha256(data)
+        client.put_object("incoming", name, io.BytesIO(data), len(data), "image/jpeg")
+        return f"/incoming/{name}"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return list(pool.map(put, images))
+
+
+@contextmanager
+def started_apps(
+    stack: ExitStack, env: dict[str, str], work: Path, workers: int
+) -> Iterator[dict[str, tuple[str, int]]]:
+    """Start the three apps: name -> (base URL, pid of the process tree's root)."""
+    ports = {name: free_port() for name in APPS}
+    commands = {
+        "ours": [
+            str(BIN / "python"),
+            "-m",
+            "service.serve",
+            "--bind",
+            f"127.0.0.1:{ports['ours']}",
+        ],
+        "naive": [
+            str(BIN / "gunicorn"),
+            "--workers",
+            str(workers),
+            "--threads",
+            str(THREADS),
+            "--worker-class",
+            "gthread",
+            "--bind",
+            f"127.0.0.1:{ports['naive']}",
+            "bench.api_baselines:naive_app()",
+        ],
+        "original": [str(BIN / "python"), "bench/api_baselines.py", str(ports["original"])],
+    }
+    running = {}
+    for name, command in commands.items():
+        child = stack.enter_context(process(command, env, work / f"{name}.log"))
+        running[name] = (f"http://127.0.0.1:{ports[name]}", child.pid)
+    for name, port in ports.items():
+        wait_until(lambda port=port: listening(port), 60, f"{name} listening")
+    yield running
+
+
+def report(title: str, results: dict[str, Phase]) -> None:
+    print(f"\n{title}")
+    header = (
+        f"{'app':<10}{'answers':>8}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'CPU ms/req':>11}"
+        f"{'S3/req':>7}{'GET':>6}{'PUT':>6}{'HEAD':>6}{'other':>6}{'reconn':>7}{'errors':>7}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, phase in results.items():
+        answers = len(phase.latencies)
+        if answers < 2:
+            print(f"{name:<10} too few answers ({answers}), errors {phase.errors}")
+            continue
+        cuts = statistics.quantiles(phase.latencies, n=100, method="inclusive")
+        calls = {m: phase.s3.get(f"{m} object", 0) / answers for m in ("GET", "PUT", "HEAD")}
+        total = sum(v for k, v in phase.s3.items() if not k.startswith("bucket ")) / answers
+        other = total - sum(calls.values())
+        print(
+            f"{name:<10}{answers:>8}{answers / phase.seconds:>8.1f}{cuts[49] * 1000:>8.1f}"
+            f"{cuts[98] * 1000:>8.1f}{phase.cpu_seconds / answers * 1000:>11.2f}{total:>7.2f}"
+            f"{calls['GET']:>6.2f}{calls['PUT']:>6.2f}{calls['HEAD']:>6.2f}{other:>6.2f}"
+            f"{phase.connections:>7}{phase.errors:>7}"
+        )
+
+
+def ratios(kind: str, results: dict[str, Phase]) -> None:
+    def rate(name: str) -> float:
+        phase = results[name]
+        return len(phase.latencies) / phase.seconds if phase.seconds else 0.0
+
+    def cpu(name: str) -> float:
+        phase = results[name]
+        return phase.cpu_seconds / max(1, len(phase.latencies))
+
+    ours = rate("ours")
+    print(
+        f"{kind}: ours/naive throughput {ours / max(rate('naive'), 1e-9):.2f}x, "
+        f"ours/original {ours / max(rate('original'), 1e-9):.2f}x, "
+        f"ours/naive CPU per request {cpu('ours') / max(cpu('naive'), 1e-9):.2f}x"
+    )
+
+
+def uptime() -> str:
+    return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
-    parser.add_argument("--images", type=int, default=500, help="distinct images to convert")
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn WEB_CONCURRENCY")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each in another order")
+    parser.add_argument("--images", type=int, default=500, help="fresh images per app and round")
+    parser.add_argument("--seconds", type=float, default=8.0, help="longest phase")
+    parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY of both gunicorns")
     args = parser.parse_args()
+    if not Path("/usr/bin/convert").exists():
+        sys.exit("error: /usr/bin/convert not found (apt-get install imagemagick)")
 
-    images = make_images(args.images)
+    # The original design's app converts a few dozen a second: fewer images are enough.
+    per_app = {"ours": args.images, "naive": args.images, "original": max(50, args.images // 4)}
+    total = sum(per_app.values()) * args.rounds
+    started = time.perf_counter()
+    chunks = [range(start, min(start + 100, total)) for start in range(0, total, 100)]
+    with Pool(min(4, os.cpu_count() or 1)) as pool:
+        images = [data for batch in pool.map(_jpeg_batch, chunks) for data in batch]
+    print(
+        f"{total} distinct 800x600 JPEGs ({sum(map(len, images)) / len(images) / 1e3:.0f} kB avg)"
+        f" made in {time.perf_counter() - started:.0f}s"
+    )
+
+    work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
+    s3_port = free_port()
+    endpoint = f"127.0.0.1:{s3_port}"
+    base_env = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS")}
+    env = {
+        **base_env,
+        "MINIO_ENDPOINT": endpoint,
+        "MINIO_ACCESS_KEY": ACCESS_KEY,
+        "MINIO_SECRET_KEY": SECRET_KEY,
+        "WEB_CONCURRENCY": str(args.workers),
+        "PYTHONPATH": str(ROOT),
+    }
+    http = urllib3.PoolManager(maxsize=CLIENTS, timeout=urllib3.Timeout(connect=5, read=120))
     try:
-        with stack(images, workers=args.workers, clients=CLIENTS) as running:
-            run(running.http, running.base, running.seed(list(images), CLIENTS), images, args)
-    except HarnessError as error:
-        sys.exit(f"error: {error}")
+        with ExitStack() as stack:
+            s3_command = [str(BIN / "python"), "bench/counting_s3.py", str(s3_port)]
+            stack.enter_context(process(s3_command, env, work / "s3.log"))
+            wait_until(lambda: listening(s3_port), 30, "the S3 server listening")
+            paths = seed_incoming(endpoint, images)
+            with started_apps(stack, env, work, args.workers) as running:
+                run(http, endpoint, running, paths, per_app, args)
+    except (HarnessError, subprocess.SubprocessError, OSError) as error:
+        sys.exit(f"error: {error} (logs in {work})")
 
 
 def run(
     http: urllib3.PoolManager,
-    api: str,
+    endpoint: str,
+    running: dict[str, tuple[str, int]],
     paths: list[str],
-    images: dict[str, bytes],
+    per_app: dict[str, int],
     args: argparse.Namespace,
 ) -> None:
-    print(f"machine: {os.cpu_count()} CPUs, shared by moto, gunicorn, the origin and clients")
-    print(
-        f"gunicorn: {args.workers} workers x 4 threads (gthread); {CLIENTS} clients; "
-        f"{len(paths)} distinct 800x600 JPEGs ({sum(map(len, images.values())) / len(images) / 1e3:.0f} kB avg)"
-    )
-    print(
-        f"\n{'phase':<8}{'answers':>9}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}{'secs':>9}"
-    )
-    fresh = iter(paths)
-    fresh_lock = threading.Lock()
+    apps: dict[str, App] = {}
+    position = 0
+    for name in APPS:
+        sets = []
+        for _ in range(args.rounds):
+            sets.append(paths[position : position + per_app[name]])
+            position += per_app[name]
+        apps[name] = App(name, running[name][0], running[name][1], sets)
+    for app in apps.values():
+        # One warm-up conversion each, outside the figures: imports, first connections.
+        run_phase(http, app, fresh_paths(app.fresh[0][:CLIENTS]), 30, endpoint)
+        app.fresh[0] = app.fresh[0][CLIENTS:]
 
-    def next_fresh() -> str | None:
-        with fresh_lock:
-            return next(fresh, None)
-
-    report("fresh", *run_phase(http, f"{api}/processed", next_fresh, args.seconds))
-    chooser = random.Random(1)
-    report(
-        "stored",
-        *run_phase(http, f"{api}/processed", lambda: chooser.choice(paths), args.seconds),
+    print(f"machine: {os.cpu_count()} CPUs shared by the S3 server, the apps and the clients")
+    print(f"load average before: {uptime()}")
+    print(
+        f"{CLIENTS} clients; gunicorn {args.workers} workers x {THREADS} threads for naive; "
+        f"{args.rounds} rounds, phases of at most {args.seconds:g}s"
     )
-    print("\nfresh ends early when every image has been converted once.")
+    totals = {kind: {name: Phase() for name in APPS} for kind in ("fresh", "repeat")}
+    for number in range(args.rounds):
+        order = APPS[number % len(APPS) :] + APPS[: number % len(APPS)]
+        for name in order:
+            app = apps[name]
+            fresh = run_phase(http, app, fresh_paths(app.fresh[number]), args.seconds, endpoint)
+            totals["fresh"][name].add(fresh)
+            repeat = run_phase(
+                http, app, repeat_paths(app.converted, number), args.seconds / 2, endpoint
+            )
+            totals["repeat"][name].add(repeat)
+        print(f"round {number + 1}: {' -> '.join(order)}; load average {uptime()}")
+
+    report("fresh: every request converts a JPEG never converted before", totals["fresh"])
+    report("repeat: every request repeats a conversion done before", totals["repeat"])
+    print()
+    ratios("fresh", totals["fresh"])
+    ratios("repeat", totals["repeat"])
+    print(f"load average after: {uptime()}")
+    print(
+        "\nS3/req: requests the S3 server counted per answer; reconn: TCP connections it "
+        "accepted during the phases (a pool that keeps them alive opens few)."
+    )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 # Fixed, never derived from the core count: the same input must give the same bytes (and so
 # the same content-addressed name) on every node.
@@ -15,23 +16,48 @@ _POOL = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="deflate")
 _ZLIB_HEADER_FAST = b"\x78\x01"  # deflate, 32 KiB window, "fastest" level hint
 
 
-def _piece(data: memoryview, level: int, strategy: int, last: bool) -> bytes:
-    deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS, 9, strategy)
+class Setting(NamedTuple):
+    """A zlib compression level and strategy."""
+
+    level: int
+    strategy: int = zlib.Z_DEFAULT_STRATEGY
+
+
+class Choice(NamedTuple):
+    """Compress with `first`; where that leaves less than `below` of a piece, also with
+    `second`, and keep whichever is smaller. Decided by the bytes alone: deterministic."""
+
+    first: Setting
+    second: Setting | None = None
+    below: float = 0.0
+
+
+def _deflate(data: memoryview, setting: Setting, last: bool) -> bytes:
+    deflate = zlib.compressobj(setting.level, zlib.DEFLATED, -zlib.MAX_WBITS, 9, setting.strategy)
     # A full flush ends each piece on a byte boundary with no back-references out of it,
     # so the raw pieces concatenate into one valid deflate stream.
     return deflate.compress(data) + deflate.flush(zlib.Z_FINISH if last else zlib.Z_FULL_FLUSH)
 
 
-def compress(data: bytes, level: int, strategy: int = zlib.Z_DEFAULT_STRATEGY) -> bytes:
+def _piece(data: memoryview, choice: Choice, last: bool) -> bytes:
+    out = _deflate(data, choice.first, last)
+    if choice.second is not None and len(out) < choice.below * len(data):
+        other = _deflate(data, choice.second, last)
+        if len(other) < len(out):
+            return other
+    return out
+
+
+def compress(data: bytes, choice: Choice) -> bytes:
     """One zlib stream of `data`; zlib releases the GIL, so the pieces run in parallel."""
-    if len(data) <= PIECE_BYTES:
-        deflate = zlib.compressobj(level, zlib.DEFLATED, zlib.MAX_WBITS, 9, strategy)
-        return deflate.compress(data) + deflate.flush()
     view = memoryview(data)
-    last = (len(data) - 1) // PIECE_BYTES * PIECE_BYTES
-    futures = [
-        _POOL.submit(_piece, view[start : start + PIECE_BYTES], level, strategy, start == last)
-        for start in range(0, len(data), PIECE_BYTES)
-    ]
-    body = b"".join(future.result() for future in futures)
+    if len(data) <= PIECE_BYTES:
+        body = _piece(view, choice, True)
+    else:
+        last = (len(data) - 1) // PIECE_BYTES * PIECE_BYTES
+        futures = [
+            _POOL.submit(_piece, view[start : start + PIECE_BYTES], choice, start == last)
+            for start in range(0, len(data), PIECE_BYTES)
+        ]
+        body = b"".join(future.result() for future in futures)
     return _ZLIB_HEADER_FAST + body + struct.pack(">I", zlib.adler32(data))

@@ -9,24 +9,30 @@ import re
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import cached_property
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from service import contenttype, imaging
+from service.conversions import ConversionMemo
 from service.fetch import fetch
 from service.observability import CONVERSION
 from service.settings import FetchSettings
-from service.storage import NotStoredError, Storage
+from service.storage import Storage, StoredObject
 
 bp = Blueprint("images", __name__)
 
 NAME = re.compile(r"[0-9a-f]{64}")
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 SPOOL_BYTES = 8 * 1024 * 1024
-# Where the name of an image's greyscale version is kept: it survives restarts of the API
-# because it lives in storage, beside the result it points at.
-SOURCE_MARKER = "sources/{name}"
-MARKER_KEY = "processed"
+# The name of an image's greyscale version is remembered in two places. Every pod keeps it
+# in a memo its workers share (service.conversions), which costs no round trip. Sources this
+# big or bigger, whose conversion costs far more than a round trip, also carry it in a tag
+# of the original in the incoming bucket, written off the request path: it survives
+# restarts and is seen by every replica, and a GET of the original says whether it has
+# tags, so looking for it costs a fresh conversion nothing. Tags appear in no listing.
+REMEMBER_IN_STORAGE_BYTES = 256 * 1024
+RESULT_TAG = "greyscale"
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,11 @@ class ImageApi:
 
     storage: Storage
     fetch_settings: FetchSettings
+
+    @cached_property
+    def conversions(self) -> ConversionMemo:
+        storage = self.storage
+        return ConversionMemo(f"{storage.endpoint}/{storage.incoming}/{storage.processed}")
 
 
 def _api() -> ImageApi:
@@ -52,6 +63,8 @@ def download() -> tuple[Response, int]:
         imaging.check(downloaded.file, api.fetch_settings.max_image_pixels)
         downloaded.file.seek(0)
         storage = api.storage
+        # Unlike a result, an original is looked for first: a repeated download then neither
+        # sends its bytes to storage again nor drops the tag that remembers its conversion.
         storage.put_if_absent(
             storage.incoming, downloaded.sha256, downloaded.file, downloaded.size, content_type
         )
@@ -65,27 +78,31 @@ def process() -> tuple[Response, int]:
     if not path.startswith("/incoming/"):
         abort(400, description='The path must be "/incoming/<name>", as POST /incoming gave it.')
     source = _valid_name(path.removeprefix("/incoming/"))
-    storage = _api().storage
-    done = _converted_before(storage, source)
+    api = _api()
+    storage = api.storage
+    done = _converted_before(api, source)
     if done is not None:
         return _created(f"/processed/{done}")
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as original:
-        storage.read_into(storage.incoming, source, original)
+        stored = storage.open(storage.incoming, source)
+        try:
+            done = _remembered_by(stored, api, source)
+            if done is not None:
+                return _created(f"/processed/{done}")
+            stored.read_into(original)
+        finally:
+            stored.close()
         started = time.perf_counter()
-        result = imaging.greyscale(original, _api().fetch_settings.max_image_pixels)
+        result = imaging.greyscale(original, api.fetch_settings.max_image_pixels)
         CONVERSION.labels(result.content_type).observe(time.perf_counter() - started)
     name = hashlib.sha256(result.data).hexdigest()
-    storage.put_if_absent(
+    # Named by its bytes: a PUT over the same name stores the same bytes, so no HEAD first.
+    storage.put(
         storage.processed, name, io.BytesIO(result.data), len(result.data), result.content_type
     )
-    storage.put(
-        storage.processed,
-        SOURCE_MARKER.format(name=source),
-        io.BytesIO(b""),
-        0,
-        "application/octet-stream",
-        metadata={MARKER_KEY: name},
-    )
+    api.conversions.put(source, name)
+    if stored.size >= REMEMBER_IN_STORAGE_BYTES:
+        storage.tag_later(storage.incoming, source, RESULT_TAG, name)
     return _created(f"/processed/{name}")
 
 
@@ -150,16 +167,24 @@ def _valid_name(name: str) -> str:
     return name
 
 
-def _converted_before(storage: Storage, source: str) -> str | None:
-    try:
-        name = storage.stat(storage.processed, SOURCE_MARKER.format(name=source)).get(
-            f"x-amz-meta-{MARKER_KEY}", ""
-        )
-    except NotStoredError:
-        return None
-    if NAME.fullmatch(name) and storage.exists(storage.processed, name):
+def _converted_before(api: ImageApi, source: str) -> str | None:
+    """The result this pod remembers for `source`, if it is still stored."""
+    name = api.conversions.get(source)
+    if name is not None and api.storage.exists(api.storage.processed, name):
         return name
     return None
+
+
+def _remembered_by(stored: StoredObject, api: ImageApi, source: str) -> str | None:
+    """The result named by the tag of the original being read, if it is still stored."""
+    if not stored.tagged:
+        return None
+    storage = api.storage
+    name = storage.tag(storage.incoming, source, RESULT_TAG)
+    if name is None or not NAME.fullmatch(name) or not storage.exists(storage.processed, name):
+        return None
+    api.conversions.put(source, name)
+    return name
 
 
 def _created(path: str) -> tuple[Response, int]:

@@ -14,11 +14,32 @@ from service import deflate
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 MAX_FRAMES = 1000
-# zlib level 1: several times faster than the default 6, for somewhat larger files.
+# Downloads up to this size are decoded before they are stored (a few ms); bigger ones get
+# checks that find a truncated file without decoding it (bench/greyscale.py measures both).
+FULL_CHECK_PIXELS = 2_000_000
+# Chosen by measurement (bench/greyscale.py, on photos, screenshots and gradients): zlib's
+# run-length strategy at level 1 packs a photo's filtered rows as small as Pillow's default
+# encoder does, several times faster; screenshots, graphics and gradients need string matches
+# (level 6, as Pillow's default), and where run-length coding already halves a piece, the
+# two are tried and the smaller kept.
+PNG_DEFLATE = deflate.Choice(
+    first=deflate.Setting(1, zlib.Z_RLE), second=deflate.Setting(6), below=0.5
+)
+# Greyscale PNGs that Pillow writes itself (palettes, alpha, 16 bits) follow the same rule
+# for the whole image: level 1, and level 6 too where level 1 made less than half a byte per
+# pixel. Animations keep level 1.
 PNG_COMPRESS_LEVEL = 1
+PNG_THOROUGH_LEVEL = 6
+PNG_THOROUGH_BELOW_BYTES_PER_PIXEL = 0.5
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_UP_FILTER = 2
-WEBP_QUALITY = 90
+# WebP output is lossless: lossy WebP cannot decode as true grey, because libwebp's YUV to
+# RGB arithmetic turns a few grey levels (81, 82, 166, 251 among them) into R = B = G + 1.
+# Settings by measurement (bench/greyscale.py): method 1 packs photos as tightly as methods
+# 2-6 in half their time, and quality (the effort) helps only graphics, which most lossless
+# inputs are.
+WEBP_PHOTO = {"lossless": True, "method": 1, "quality": 0, "exact": True}
+WEBP_GRAPHICS = {"lossless": True, "method": 1, "quality": 50, "exact": True}
 _GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -44,9 +65,53 @@ class Converted:
 
 
 def check(file: IO[bytes], max_pixels: int) -> str:
-    """The content type of a supported image within the pixel limit, from its header alone."""
+    """The content type of a supported, whole image within the pixel limit.
+
+    What the conversion could not decode is refused here, before it is stored. Small images
+    are decoded in full; bigger ones get cheaper checks that still find a truncated file
+    (bench/greyscale.py measures both).
+    """
     with _open(file, max_pixels) as image:
-        return CONTENT_TYPES[_format(image)]
+        fmt = _format(image)
+        try:
+            _check_whole(image, fmt, file, max_pixels)
+        # As in greyscale(): every way a decoder fails means the image cannot be converted.
+        except Exception as error:
+            raise ImageRejectedError(f"The image could not be decoded: {_reason(error)}") from None
+        return CONTENT_TYPES[fmt]
+
+
+def _check_whole(image: Image.Image, fmt: str, file: IO[bytes], max_pixels: int) -> None:
+    width, height = image.size
+    if fmt == "GIF":
+        # Frames as far as the conversion's limits, which refuse what lies beyond them.
+        for number, frame in enumerate(ImageSequence.Iterator(image)):
+            if number >= MAX_FRAMES or (number + 1) * width * height > max_pixels:
+                break
+            frame.load()
+    elif fmt == "JPEG" and width * height <= FULL_CHECK_PIXELS:
+        # Scaled by 1/8 in the decoder, which still reads every block of every scan.
+        image.draft(None, (max(1, width // 8), max(1, height // 8)))
+        image.load()
+    elif width * height <= FULL_CHECK_PIXELS:
+        image.load()
+    elif fmt == "JPEG":
+        tiles = getattr(image, "tile", None)
+        _check_jpeg_end(file, tiles[0][2] if tiles else 0)
+    elif fmt == "PNG":
+        image.verify()  # every chunk's checksum, up to IEND; no decompression
+    # A WebP file's chunks were all read, and checked, when it was opened.
+
+
+def _check_jpeg_end(file: IO[bytes], scan: int) -> None:
+    """An end-of-image marker after the first scan's data: coded data never holds one."""
+    file.seek(scan)
+    previous = b""
+    while chunk := file.read(1024 * 1024):
+        if b"\xff\xd9" in previous[-1:] + chunk:
+            return
+        previous = chunk
+    raise ValueError("image file is truncated (no end-of-image marker)")
 
 
 def greyscale(file: IO[bytes], max_pixels: int) -> Converted:
@@ -111,8 +176,20 @@ def _save_still(image: Image.Image, fmt: str, file: IO[bytes], out: io.BytesIO) 
         grey = grey.transpose(_TRANSPOSE[orientation])
     if fmt == "PNG" and grey.mode == "L" and not options.get("transparency"):
         out.write(_png_grey(grey))
+    elif fmt == "PNG":
+        out.write(_png_by_pillow(grey, options))
     else:
         grey.save(out, fmt, **options)
+
+
+def _png_by_pillow(grey: Image.Image, options: dict[str, object]) -> bytes:
+    fast = io.BytesIO()
+    grey.save(fast, "PNG", **options)
+    if fast.tell() >= PNG_THOROUGH_BELOW_BYTES_PER_PIXEL * grey.width * grey.height:
+        return fast.getvalue()
+    thorough = io.BytesIO()
+    grey.save(thorough, "PNG", **{**options, "compress_level": PNG_THOROUGH_LEVEL})
+    return min(fast.getvalue(), thorough.getvalue(), key=len)
 
 
 def _png_grey(grey: Image.Image) -> bytes:
@@ -126,7 +203,7 @@ def _png_grey(grey: Image.Image) -> bytes:
     above.paste(0, (0, 0, width, 1))  # the first row has nothing above it
     rows = Image.new("L", (width + 1, height), _PNG_UP_FILTER)  # each row starts with its filter
     rows.paste(ImageChops.subtract_modulo(grey, above), (1, 0))
-    pixels = deflate.compress(rows.tobytes(), PNG_COMPRESS_LEVEL, zlib.Z_RLE)
+    pixels = deflate.compress(rows.tobytes(), PNG_DEFLATE)
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"".join(
         (_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", pixels), _chunk(b"IEND", b""))
@@ -209,9 +286,7 @@ def _save_animation(
 
 
 def _webp_options(file: IO[bytes]) -> dict[str, object]:
-    if _is_lossless_webp(file):
-        return {"lossless": True, "quality": 50, "method": 2, "exact": True}
-    return {"quality": WEBP_QUALITY, "method": 4}
+    return dict(WEBP_GRAPHICS if _is_lossless_webp(file) else WEBP_PHOTO)
 
 
 def _is_lossless_webp(file: IO[bytes]) -> bool:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, TypeVar
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import Tags
 from minio.error import MinioException, S3Error
 from urllib3.exceptions import HTTPError
 
@@ -20,6 +22,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 CHUNK_BYTES = 64 * 1024
+# At most this many writes off the request path wait their turn; more are dropped, which
+# only costs a later repeat of the work they would have saved.
+BACKLOG = 64
 _MISSING = frozenset({"NoSuchKey", "NoSuchBucket", "NoSuchObject", "ResourceNotFound"})
 _CREATED_ELSEWHERE = frozenset({"BucketAlreadyOwnedByYou", "BucketAlreadyExists"})
 
@@ -39,6 +44,7 @@ class StoredObject:
     content_type: str
     size: int
     _response: urllib3.BaseHTTPResponse
+    tagged: bool = False  # the object carries tags (x-amz-tagging-count)
     _first: bytes = b""
     _rest: Iterator[bytes] | None = None
 
@@ -59,8 +65,21 @@ class StoredObject:
             yield self._first
         yield from self._rest
 
+    def read_into(self, target: IO[bytes]) -> None:
+        """Copy the whole body into `target`, a chunk at a time, and rewind it."""
+        try:
+            for chunk in self:
+                target.write(chunk)
+        except (HTTPError, OSError) as error:
+            raise StorageUnavailableError("Storage broke off while sending an object.") from error
+        target.seek(0)
+
     def close(self) -> None:
-        """Give the connection back to the pool; the WSGI server calls this after the body."""
+        """Give the connection back to the pool; the WSGI server calls this after the body.
+
+        A body read to its end has already given its connection back, which stays open for
+        the next call; one left unread closes it.
+        """
         self._response.close()
         self._response.release_conn()
 
@@ -97,8 +116,11 @@ class Storage:
             secure=settings.secure,
             http_client=http,
         )
+        self.endpoint = settings.endpoint
         self._buckets_ready = False
         self._lock = threading.Lock()
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage-later")
+        self._backlog = threading.BoundedSemaphore(BACKLOG)
 
     def ensure_buckets(self) -> None:
         """Create whichever bucket is missing; a replica creating it at the same time is fine."""
@@ -138,6 +160,7 @@ class Storage:
             content_type=response.headers.get("Content-Type", "application/octet-stream"),
             size=int(response.headers.get("Content-Length", "0")),
             _response=response,
+            tagged=response.headers.get("x-amz-tagging-count", "0") not in ("", "0"),
         )
         try:
             stored.begin()
@@ -146,17 +169,30 @@ class Storage:
             raise StorageUnavailableError("Storage broke off while sending an object.") from error
         return stored
 
-    def read_into(self, bucket: str, name: str, target: IO[bytes]) -> None:
-        """Copy the object into `target`, a chunk at a time."""
-        stored = self.open(bucket, name)
+    def tag(self, bucket: str, name: str, key: str) -> str | None:
+        """The value of the object's tag `key`, or None when it has none."""
         try:
-            for chunk in stored:
-                target.write(chunk)
-        except (HTTPError, OSError) as error:
-            raise StorageUnavailableError("Storage broke off while sending an object.") from error
-        finally:
-            stored.close()
-        target.seek(0)
+            tags = self._call(self.client.get_object_tags, bucket, name)
+        except S3Error as error:
+            raise self._classify(error) from None
+        return None if tags is None else tags.get(key)
+
+    def tag_later(self, bucket: str, name: str, key: str, value: str) -> None:
+        """Set a tag on the object off the request path; dropped when storage is behind."""
+        if not self._backlog.acquire(blocking=False):
+            return
+        tags = Tags.new_object_tags()
+        tags[key] = value
+
+        def write() -> None:
+            try:
+                self._call(self.client.set_object_tags, bucket, name, tags)
+            except (S3Error, StorageUnavailableError) as error:
+                log.warning("could not tag %s/%s: %s", bucket, name, error)
+            finally:
+                self._backlog.release()
+
+        self._background.submit(write)
 
     def put(
         self,

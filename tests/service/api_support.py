@@ -59,22 +59,30 @@ def _big_png() -> bytes:
 
 def build_images() -> dict[str, bytes]:
     jpeg = encode(photo(320, 240), "JPEG", quality=85)
+    png = encode(photo(320, 240), "PNG")
+    gif = encode(photo(64, 48), "GIF")
+    big_png = _big_png()
     return {
         "photo.jpg": jpeg,
-        "photo.png": encode(photo(320, 240), "PNG"),
+        "photo.png": png,
         "palette.png": encode(photo(64, 48).convert("P", palette=Image.Palette.ADAPTIVE), "PNG"),
         "alpha.png": encode(photo(64, 48, "RGBA"), "PNG"),
         "grey16.png": encode(_grey16(), "PNG"),
-        "photo.gif": encode(photo(64, 48), "GIF"),
+        "photo.gif": gif,
         "animated.gif": _animation(),
         "photo.webp": encode(photo(320, 240), "WEBP", quality=80),
         "lossless.webp": encode(photo(64, 48), "WEBP", lossless=True),
         "cmyk.jpg": encode(photo(320, 240, "CMYK"), "JPEG", quality=85),
         "truncated.jpg": jpeg[: len(jpeg) // 2],
+        "truncated.png": png[: len(png) // 2],
+        "truncated.gif": gif[: len(gif) // 2],
+        "big-truncated.png": big_png[: len(big_png) - 1000],
         "bomb.png": encode(Image.new("L", (5000, 5000)), "PNG"),
         "page.html": b"<!doctype html><html><body>not an image</body></html>",
         "empty.png": b"",
-        "big.png": _big_png(),
+        "big.png": big_png,
+        # Over REMEMBER_IN_STORAGE_BYTES: its conversion is also remembered in storage.
+        "large.jpg": encode(photo(1600, 1200), "JPEG", quality=95),
     }
 
 

@@ -498,13 +498,13 @@ ORIGINS = [
 ]
 
 IMAGES = [
+    # Refused at the door: what the conversion could not decode is never stored.
     _url(
         "truncated-jpeg",
         "image",
         "@IMAGES@/truncated.jpg",
         422,
         UNDECODABLE + "image file is truncated",
-        then="process",
         prefix=True,
     ),
     _url("truncated-png-header", "image", "@IMAGES@/truncated-header.png", 422, NOT_AN_IMAGE),
@@ -514,7 +514,6 @@ IMAGES = [
         "@IMAGES@/truncated-data.png",
         422,
         UNDECODABLE,
-        then="process",
         prefix=True,
     ),
     _url("png-bad-header-crc", "image", "@IMAGES@/bad-crc.png", 422, NOT_AN_IMAGE),
@@ -524,7 +523,6 @@ IMAGES = [
         "@IMAGES@/corrupt-deflate.png",
         422,
         UNDECODABLE,
-        then="process",
         prefix=True,
     ),
     _url(

@@ -1,0 +1,89 @@
+"""The two apps bench/api_throughput.py compares the image API with, as their authors would write them.
+
+naive:    Flask + Pillow, served by gunicorn with the API's worker settings:
+          `gunicorn ... "bench.api_baselines:naive_app()"`.
+original: the original design's app: Flask's own server, ImageMagick's `convert` as a
+          subprocess, whole objects read into memory: `python bench/api_baselines.py PORT`.
+
+Both answer POST /processed {"path": "/incoming/<name>"} with 201 {"path": "/processed/<sha256>"}
+and read the storage settings of the API (MINIO_ENDPOINT, MINIO_ACCESS_KEY, MINIO_SECRET_KEY).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+
+from flask import Flask, jsonify, request
+from minio import Minio
+from PIL import Image
+
+
+def _client() -> Minio:
+    return Minio(
+        os.environ["MINIO_ENDPOINT"],
+        access_key=os.environ["MINIO_ACCESS_KEY"],
+        secret_key=os.environ["MINIO_SECRET_KEY"],
+        secure=False,
+    )
+
+
+def _read(client: Minio, name: str) -> bytes:
+    response = client.get_object("incoming", name)
+    try:
+        return response.read()
+    finally:
+        response.close()
+        response.release_conn()
+
+
+def _app(convert: object) -> Flask:
+    client = _client()
+    app = Flask(__name__)
+
+    @app.get("/healthz")
+    def healthz() -> str:
+        return "ok"
+
+    @app.post("/processed")
+    def processed() -> tuple[object, int]:
+        name = request.get_json()["path"].removeprefix("/incoming/")
+        data, content_type = convert(_read(client, name))  # type: ignore[operator]
+        result = hashlib.sha256(data).hexdigest()
+        client.put_object("processed", result, io.BytesIO(data), len(data), content_type)
+        return jsonify(path=f"/processed/{result}"), 201
+
+    return app
+
+
+def _pillow(data: bytes) -> tuple[bytes, str]:
+    image = Image.open(io.BytesIO(data))
+    fmt = image.format
+    out = io.BytesIO()
+    image.convert("L").save(out, fmt)
+    return out.getvalue(), Image.MIME[str(fmt)]
+
+
+def _imagemagick(data: bytes) -> tuple[bytes, str]:
+    grey = subprocess.run(
+        ["/usr/bin/convert", "-", "-colorspace", "Gray", "-"],
+        input=data,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return grey, "image/jpeg"
+
+
+def naive_app() -> Flask:
+    return _app(_pillow)
+
+
+def original_app() -> Flask:
+    return _app(_imagemagick)
+
+
+if __name__ == "__main__":
+    original_app().run(host="127.0.0.1", port=int(sys.argv[1]), threaded=True)
