@@ -58,3 +58,41 @@ def test_unreachable_api_server(kube):
     switch = IngressSwitch.from_config(config, "sitemaps", "web")
     with pytest.raises(SitemapError, match=f"^Kubernetes API unreachable at {host}: "):
         switch.read()
+
+
+def test_refused_credentials_are_one_clear_line(kube):
+    """The stand-in accepts one bearer token; a context with another, or with no user, gets 401."""
+    from lightkube import KubeConfig
+    from lightkube.config.models import Cluster, User
+
+    from service.sitemaps.ingress import IngressSwitch
+
+    for user in (User(token="stolen"), None):
+        config = KubeConfig.from_one(cluster=Cluster(server=kube.host), user=user).get()
+        assert config is not None
+        switch = IngressSwitch.from_config(config, "sitemaps", "web")
+        with pytest.raises(SitemapError) as caught:
+            switch.read()
+        assert str(caught.value) == (
+            f"unauthorized: the Kubernetes API at {kube.host} refused the credentials"
+        )
+    assert kube.resource_version == 1
+
+
+def test_a_patch_that_is_not_a_merge_patch_is_refused(kube):
+    """The stand-in keeps the API server's 415 for other patch types, so the switch's
+    JSON merge patch is what reaches it."""
+    import json
+    import urllib.request
+
+    from tests.sitemaps.conftest import TOKEN
+
+    request = urllib.request.Request(
+        f"{kube.host}/apis/networking.k8s.io/v1/namespaces/web/ingresses/sitemaps",
+        data=json.dumps([{"op": "replace", "path": "/metadata/labels", "value": {}}]).encode(),
+        method="PATCH",
+        headers={"Content-Type": "application/json-patch+json", "Authorization": f"Bearer {TOKEN}"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 415
