@@ -15,6 +15,8 @@ _W3C = re.compile(
 _KNOWN_DAYS: set[str] = set()
 _KNOWN_DAYS_MAX = 100_000
 _DIGITS = b"0123456789"
+# The match groups of hour, minute, second, zone hour and zone minute, with their top values.
+_TOPS = ((2, 23), (3, 59), (4, 59), (5, 14), (6, 59))
 
 
 def w3c(value: object) -> str | None:
@@ -74,10 +76,17 @@ def uniform_w3c(joined: str, count: int) -> bool:
     raw = joined.encode("ascii")
     if len(raw) != count * stride - 1 or raw[width::stride] != b"\n" * (count - 1):
         return False
+    # The tens digits of month, day, hour, minute, second and zone, by their top value.
+    tens = {5: b"01", 8: b"0123"} | {
+        match.start(group): _DIGITS[: top // 10 + 1]
+        for group, top in _TOPS
+        if match.start(group) >= 0
+    }
     columns = [raw[position::stride] for position in range(width)]
-    for char, column in zip(first.encode("ascii"), columns, strict=True):
+    for position, (char, column) in enumerate(zip(first.encode("ascii"), columns, strict=True)):
         if 0x30 <= char <= 0x39:
-            if not column.isdigit():
+            allowed = tens.get(position)
+            if column.translate(None, allowed) if allowed else not column.isdigit():
                 return False
         elif char in b"+-":
             if column.strip(b"+-"):
@@ -89,17 +98,16 @@ def uniform_w3c(joined: str, count: int) -> bool:
 
 def _real_days(columns: list[bytes]) -> bool:
     """Every `YYYY-MM-DD` at the start of a line a day of the calendar (February 29th
-    aside: a batch holding one goes the careful way, which knows the leap years)."""
-    m0, m1, m_over = _bits(columns[5], ("0", "1", "23456789"))
+    aside: a batch holding one goes the careful way, which knows the leap years).
+    The tens digits are known to be 0-1 for the month and 0-3 for the day."""
+    m0, m1 = _bits(columns[5], ("0", "1"))
     o0, o1, o2, o469, o3_9 = _bits(columns[6], ("0", "1", "2", "469", "3456789"))
-    d0, d2, d3, d_over = _bits(columns[8], ("0", "2", "3", "456789"))
+    d0, d2, d3 = _bits(columns[8], ("0", "2", "3"))
     e0, e1, e9, e2_9 = _bits(columns[9], ("0", "1", "9", "23456789"))
     february = m0 & o2
     thirty_days = (m0 & o469) | (m1 & o1)
     wrong = (
-        m_over  # months 20 and up
-        | d_over  # days 40 and up
-        | (m0 & o0)  # month 00
+        (m0 & o0)  # month 00
         | (m1 & o3_9)  # months 13-19
         | (d0 & e0)  # day 00
         | (d3 & e2_9)  # days 32-39
@@ -111,20 +119,17 @@ def _real_days(columns: list[bytes]) -> bool:
 
 
 def _in_range(columns: list[bytes], match: re.Match[str]) -> bool:
-    """Every hour, minute, second and zone of the column at most its top value."""
-    for group, top in ((2, 23), (3, 59), (4, 59), (5, 14), (6, 59)):
+    """No hour or zone hour above its top where the tens digit is the top's (23, 14)."""
+    for group, top in _TOPS:
         start = match.start(group)
-        if start < 0:
+        top_tens, top_ones = divmod(top, 10)
+        if start < 0 or top_ones == 9:
             continue
-        top_tens, top_ones = (str(digit) for digit in divmod(top, 10))
-        above = _DIGITS.decode()[int(top_tens) + 1 :]
-        at_top, over = _bits(columns[start], (top_tens, above))
-        if over:
-            return False  # a tens digit above the top's
-        if top_ones != "9" and at_top:
-            (too_big,) = _bits(columns[start + 1], (_DIGITS.decode()[int(top_ones) + 1 :],))
+        (at_top,) = _bits(columns[start], (str(top_tens),))
+        if at_top:
+            (too_big,) = _bits(columns[start + 1], (_DIGITS.decode()[top_ones + 1 :],))
             if at_top & too_big:
-                return False  # the top's tens digit with a larger ones digit
+                return False
     return True
 
 
