@@ -54,7 +54,7 @@ def kube_config() -> SingleConfig:
 
 
 def api_client(config: SingleConfig | None = None) -> Client:
-    """A client for `config` (by default `kube_config()`); proxies only from the kubeconfig."""
+    """A client for `config` (by default `kube_config()`); HTTP(S)_PROXY is not used."""
     config = config or kube_config()
     if config.user is None:  # a context without a user, as kubectl allows: no credentials
         config = config._replace(user=User())
