@@ -332,3 +332,22 @@ def test_publish_dry_run_plans_each_section_and_checks_them(kube, s3_server, tmp
     assert "secret" not in result.stdout
     env["SITEMAP_SECTIONS"] = '[{"name": "items"}]'
     assert "item 1 ('items') has no query" in one_error_line(cli("publish", "--dry-run", env=env))
+
+
+def test_a_file_that_is_no_database_is_one_line(tmp_path):
+    (tmp_path / "notes.db").write_text("not a database, just notes\n" * 100)
+    url = f"sqlite:///{tmp_path}/notes.db"
+    result = cli(
+        "generate",
+        "--database-url",
+        url,
+        "--query",
+        QUERY,
+        "--base-url",
+        BASE,
+        "--out",
+        str(tmp_path),
+    )
+    line = one_error_line(result)
+    assert "database unreachable" in line
+    assert "file is not a database" in line
