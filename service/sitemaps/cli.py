@@ -285,11 +285,13 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(plan))
         publisher.print_plan(_http_url("--base-url", args.base_url) if args.base_url else None)
         return 0
-    base_url = _http_url("--base-url", args.base_url) if args.command == "publish" else ""
-    publisher = _publisher(args)
     if args.command == "publish":
-        publisher.publish(sections_of(args, base_url), base_url)
-    elif args.command == "rollback":
+        base_url = _http_url("--base-url", args.base_url)
+        sections = sections_of(args, base_url)  # bad options fail before anything is contacted
+        _publisher(args).publish(sections, base_url)
+        return 0
+    publisher = _publisher(args)
+    if args.command == "rollback":
         publisher.rollback(dry_run=args.dry_run)
     else:
         status = publisher.status()

@@ -60,7 +60,7 @@ def _render_clean(rows: Sequence[Row]) -> Entries | None:
         days = "\n".join(map(itemgetter(1), rows))
         if not (is_clean(locs, len(rows)) and uniform_w3c(days, len(rows))):
             return None
-        check_lengths(loc_list)
+        check_lengths(loc_list, locs)
         text = "".join(
             [f"<url><loc>{loc}</loc><lastmod>{day}</lastmod></url>\n" for loc, day in rows]
         )

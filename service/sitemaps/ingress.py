@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
+import yaml
 from lightkube import ApiError, Client, ConfigError, KubeConfig
 from lightkube.config.kubeconfig import DEFAULT_KUBECONFIG, SingleConfig
 from lightkube.config.models import User
@@ -46,7 +47,7 @@ def kube_config() -> SingleConfig:
             path = next((p for p in paths if p and Path(p).is_file()), paths[0] or None)
             config = KubeConfig.from_file(Path(path or DEFAULT_KUBECONFIG).expanduser())
         single = config.get()
-    except (ConfigError, OSError, ValueError, KeyError) as error:
+    except (ConfigError, OSError, ValueError, KeyError, yaml.YAMLError) as error:
         raise SitemapError(f"no Kubernetes configuration: {' '.join(str(error).split())}") from None
     if single is None:
         raise SitemapError("no Kubernetes configuration: the kubeconfig has no current context")
@@ -54,7 +55,7 @@ def kube_config() -> SingleConfig:
 
 
 def api_client(config: SingleConfig | None = None) -> Client:
-    """A client for `config` (by default `kube_config()`); proxies only from the kubeconfig."""
+    """A client for `config` (by default `kube_config()`); HTTP(S)_PROXY is not used."""
     config = config or kube_config()
     if config.user is None:  # a context without a user, as kubectl allows: no credentials
         config = config._replace(user=User())

@@ -12,7 +12,7 @@ _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Printable ASCII stays as it is (XML escaping handles & < > ' "); only
 # non-ASCII, spaces, controls and stray percent signs need percent-encoding.
 _KEEP = "".join(chr(code) for code in range(0x21, 0x7F))
-_CONTROL_OR_SPACE = bytes([*range(0x21), 0x7F])
+_NOT_IN_CLEAN = bytes([*range(0x21), 0x7F]) + b"<>'\""
 _STRAY_PERCENT_BYTES = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 # tLoc of the sitemaps.org schemas.
 MIN_LENGTH, MAX_LENGTH = 12, 2048
@@ -52,13 +52,24 @@ def escape_batch(locs: Sequence[object]) -> list[str]:
         joined = ""
     if not is_clean(joined, len(locs)):
         joined = "\n".join([normalize(loc) for loc in locs])
-    check_lengths(joined.split("\n"))
+    check_lengths(joined.split("\n"), joined)
     return xml_escape(joined).split("\n")
 
 
-def check_lengths(locs: Sequence[str]) -> None:
-    """Refuse a loc the schemas' tLoc refuses: under 12 or over 2,048 characters."""
-    if locs and (min(map(len, locs)) < MIN_LENGTH or max(map(len, locs)) > MAX_LENGTH):
+def check_lengths(locs: Sequence[str], joined: str) -> None:
+    """Refuse a loc the schemas' tLoc refuses: under 12 or over 2,048 characters.
+
+    `joined` is the locs joined by newlines: while each aligned piece of it half the
+    maximum long holds a newline, no line can be longer than the maximum, and the
+    per-loc check of the longest (a pass over every loc) is skipped.
+    """
+    half = (MAX_LENGTH + 1) // 2 + 1
+    short = bool(locs) and min(map(len, locs)) < MIN_LENGTH
+    maybe_long = any(
+        joined.find("\n", start, start + half) < 0
+        for start in range(0, len(joined) - half + 1, half)
+    )
+    if short or (maybe_long and max(map(len, locs)) > MAX_LENGTH):
         loc = next(loc for loc in locs if not MIN_LENGTH <= len(loc) <= MAX_LENGTH)
         shown = loc if len(loc) <= 80 else f"{loc[:60]}…"
         raise SitemapError(f"loc {shown!r} has {len(loc):,} characters; sitemaps allow 12 to 2,048")
@@ -72,10 +83,11 @@ def is_clean(joined: str, count: int) -> bool:
     """
     # A few C-level passes over the joined batch cost far less than parsing
     # millions of URLs one by one; bytes methods skip the Unicode tables.
-    if count == 0 or not joined.isascii() or any(char in joined for char in "<>'\""):
+    if count == 0 or not joined.isascii():
         return False
     raw = joined.encode("ascii")
-    separators_only = len(raw) - len(raw.translate(None, _CONTROL_OR_SPACE)) == count - 1
+    # The count-1 newlines must be the only controls, spaces and <>'" characters.
+    separators_only = len(raw) - len(raw.translate(None, _NOT_IN_CLEAN)) == count - 1
     return (
         separators_only
         and raw.startswith((b"http://", b"https://"))

@@ -158,8 +158,10 @@ def _sqlite_stream(path: Path, query: str, batch_size: int) -> Iterator[Rows]:
     try:
         try:
             cursor = connection.execute(query)
-        except sqlite3.Error as error:
+        except (sqlite3.OperationalError, sqlite3.ProgrammingError, sqlite3.Warning) as error:
             raise SitemapError(f"bad query: {_one_line(error)}") from None
+        except sqlite3.Error as error:  # "file is not a database", …
+            raise SitemapError(f"database unreachable: sqlite:///{path}: {error}") from None
         if len(cursor.description or ()) != 2:
             raise SitemapError("bad query: it must return two columns, (loc, lastmod)")
         try:

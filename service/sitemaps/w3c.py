@@ -11,11 +11,12 @@ from service.sitemaps.errors import SitemapError
 _W3C = re.compile(
     r"(\d{4}-\d\d-\d\d)(?:T(\d\d):(\d\d)(?::(\d\d)(?:\.\d+)?)?(?:Z|[+-](\d\d):(\d\d)))?"
 )
-_DAYS = re.compile(r"^\d{4}-\d\d-\d\d", re.MULTILINE)
 # Calendar days seen valid already: a source's lastmods share few distinct days.
 _KNOWN_DAYS: set[str] = set()
 _KNOWN_DAYS_MAX = 100_000
 _DIGITS = b"0123456789"
+# The match groups of hour, minute, second, zone hour and zone minute, with their top values.
+_TOPS = ((2, 23), (3, 59), (4, 59), (5, 14), (6, 59))
 
 
 def w3c(value: object) -> str | None:
@@ -75,37 +76,80 @@ def uniform_w3c(joined: str, count: int) -> bool:
     raw = joined.encode("ascii")
     if len(raw) != count * stride - 1 or raw[width::stride] != b"\n" * (count - 1):
         return False
-    for position, char in enumerate(first.encode("ascii")):
-        column = raw[position::stride]
+    # The tens digits of month, day, hour, minute, second and zone, by their top value.
+    tens = {5: b"01", 8: b"0123"} | {
+        match.start(group): _DIGITS[: top // 10 + 1]
+        for group, top in _TOPS
+        if match.start(group) >= 0
+    }
+    columns = [raw[position::stride] for position in range(width)]
+    for position, (char, column) in enumerate(zip(first.encode("ascii"), columns, strict=True)):
         if 0x30 <= char <= 0x39:
-            if not column.isdigit():
+            allowed = tens.get(position)
+            if column.translate(None, allowed) if allowed else not column.isdigit():
                 return False
         elif char in b"+-":
             if column.strip(b"+-"):
                 return False
         elif column != bytes([char]) * count:
             return False
-    return _in_range(raw, stride, match) and all(map(_real_day, set(_DAYS.findall(joined))))
+    return _real_days(columns) and _in_range(columns, match)
 
 
-def _in_range(raw: bytes, stride: int, match: re.Match[str]) -> bool:
-    """Every hour, minute, second and zone of the column at most its top value."""
-    for group, top in ((2, 23), (3, 59), (4, 59), (5, 14), (6, 59)):
+def _real_days(columns: list[bytes]) -> bool:
+    """Every `YYYY-MM-DD` at the start of a line a day of the calendar (February 29th
+    aside: a batch holding one goes the careful way, which knows the leap years).
+    The tens digits are known to be 0-1 for the month and 0-3 for the day."""
+    m0, m1 = _bits(columns[5], ("0", "1"))
+    o0, o1, o2, o469, o3_9 = _bits(columns[6], ("0", "1", "2", "469", "3456789"))
+    d0, d2, d3 = _bits(columns[8], ("0", "2", "3"))
+    e0, e1, e9, e2_9 = _bits(columns[9], ("0", "1", "9", "23456789"))
+    february = m0 & o2
+    thirty_days = (m0 & o469) | (m1 & o1)
+    wrong = (
+        (m0 & o0)  # month 00
+        | (m1 & o3_9)  # months 13-19
+        | (d0 & e0)  # day 00
+        | (d3 & e2_9)  # days 32-39
+        | (february & d3)  # February 30th and 31st
+        | (thirty_days & d3 & e1)  # the 31st of a 30-day month
+        | (february & d2 & e9)  # February 29th
+    )
+    return not wrong
+
+
+def _in_range(columns: list[bytes], match: re.Match[str]) -> bool:
+    """No hour or zone hour above its top where the tens digit is the top's (23, 14)."""
+    for group, top in _TOPS:
         start = match.start(group)
-        if start < 0:
-            continue
-        tens, ones = raw[start::stride], raw[start + 1 :: stride]
         top_tens, top_ones = divmod(top, 10)
-        if tens.translate(None, _DIGITS[: top_tens + 1]):
-            return False  # a tens digit above the top's
-        at_top = int.from_bytes(tens.translate(_flags(str(top_tens))), "big")
-        over = int.from_bytes(ones.translate(_flags(_DIGITS[top_ones + 1 :].decode())), "big")
-        if at_top & over:
-            return False  # the top's tens digit with a larger ones digit
+        if start < 0 or top_ones == 9:
+            continue
+        (at_top,) = _bits(columns[start], (str(top_tens),))
+        if at_top:
+            (too_big,) = _bits(columns[start + 1], (_DIGITS.decode()[top_ones + 1 :],))
+            if at_top & too_big:
+                return False
     return True
 
 
+def _bits(column: bytes, groups: tuple[str, ...]) -> list[int]:
+    """For each group of characters, a bit field with a 1 in the byte of each row whose
+    character is in the group: whole-column flags that combine with & and |."""
+    flags = int.from_bytes(column.translate(_table(groups)), "big")
+    ones = _ones(len(column))
+    return [(flags >> bit) & ones for bit in range(len(groups))]
+
+
 @cache
-def _flags(chars: str) -> bytes:
-    """A translation table that maps `chars` to 1 and every other byte to 0."""
-    return bytes(1 if chr(byte) in chars else 0 for byte in range(256))
+def _table(groups: tuple[str, ...]) -> bytes:
+    """Translates each byte to the bits of the groups it belongs to."""
+    return bytes(
+        sum(1 << bit for bit, chars in enumerate(groups) if chr(byte) in chars)
+        for byte in range(256)
+    )
+
+
+@cache
+def _ones(count: int) -> int:
+    return int.from_bytes(b"\x01" * count, "big")

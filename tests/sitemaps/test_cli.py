@@ -312,3 +312,42 @@ def test_a_python_without_the_projects_packages_gets_one_line(tmp_path):
     line = one_error_line(result)
     assert "No module named" in line
     assert ".venv/bin/python -m service.sitemaps" in line
+
+
+def test_publish_dry_run_plans_each_section_and_checks_them(kube, s3_server, tmp_path):
+    sections = '[{"name": "items", "query": "SELECT 1, 2"}, {"name": "brands", "query": "q"}]'
+    env = {
+        **kube_env(kube, s3_server, tmp_path),
+        "SITEMAP_SECTIONS": sections,
+        "SITEMAP_DATABASE_URL": "postgresql://u:secret@127.0.0.1:9/catalog",
+    }
+    result = cli("publish", "--dry-run", "--base-url", BASE, env=env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "plan: section items from postgresql://u:***@127.0.0.1:9/catalog into sitemap-items-NNNNN.xml.gz"
+        in result.stdout
+    )
+    assert "sitemap-brands-NNNNN.xml.gz" in result.stdout
+    assert f"plan: generate sitemaps with index {BASE}/sitemap.xml" in result.stdout
+    assert "secret" not in result.stdout
+    env["SITEMAP_SECTIONS"] = '[{"name": "items"}]'
+    assert "item 1 ('items') has no query" in one_error_line(cli("publish", "--dry-run", env=env))
+
+
+def test_a_file_that_is_no_database_is_one_line(tmp_path):
+    (tmp_path / "notes.db").write_text("not a database, just notes\n" * 100)
+    url = f"sqlite:///{tmp_path}/notes.db"
+    result = cli(
+        "generate",
+        "--database-url",
+        url,
+        "--query",
+        QUERY,
+        "--base-url",
+        BASE,
+        "--out",
+        str(tmp_path),
+    )
+    line = one_error_line(result)
+    assert "database unreachable" in line
+    assert "file is not a database" in line

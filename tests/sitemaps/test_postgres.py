@@ -113,3 +113,14 @@ def test_an_unreachable_server_is_one_line(tmp_path):
     line = one_error_line(generate(url, series(10), tmp_path))
     assert "database unreachable" in line
     assert PASSWORD not in line
+
+
+@pytest.mark.parametrize("failing_row", [1, 25_000])
+def test_an_error_while_streaming_is_one_line(postgres_server, tmp_path, failing_row):
+    query = (
+        "SELECT 'https://shop.example.test/p/' || n, "
+        f"CASE WHEN n = {failing_row} THEN (1 / (n - n))::text END "
+        "FROM generate_series(1, 50000) AS n"
+    )
+    line = one_error_line(generate(plain_url(postgres_server), query, tmp_path))
+    assert "division by zero" in line

@@ -203,3 +203,33 @@ def test_two_racing_publishers_leave_one_live_generation(s3_server, client, kube
     assert_live_is_complete(s3_server, kube)
     assert kube.live in storage.generations(client)
     assert sum(1 for verb, _ in kube.requests if verb == "patch") >= 2
+
+
+def test_sections_publish_under_one_index(s3_server, client, publisher, kube):
+    items = [(f"https://img.example.test/i/{i}", "2026-11-22") for i in range(50)]
+    brands = [(f"https://img.example.test/b/{i}", None) for i in range(10)]
+    bucket = publisher.publish(
+        [Section("items", [items]), Section("brands", [brands])], BASE, limits=SMALL
+    )
+    assert bucket == kube.live
+    assert_live_is_complete(s3_server, kube)
+    index = anonymous_get(s3_server, bucket, INDEX_NAME)
+    names = [
+        (loc.text or "").rsplit("/", 1)[-1] for loc in ET.fromstring(index.data).iter(f"{NS}loc")
+    ]
+    assert names == [
+        "sitemap-items-00001.xml.gz",
+        "sitemap-items-00002.xml.gz",
+        "sitemap-brands-00001.xml.gz",
+    ]
+
+
+def test_an_empty_source_publishes_nothing_and_keeps_the_live_generation(
+    s3_server, client, publisher, kube
+):
+    first = publisher.publish(rows(10), BASE)
+    version = kube.resource_version
+    assert publisher.publish([Section("", [[]])], BASE) is None
+    assert kube.live == first
+    assert kube.resource_version == version
+    assert storage.generations(client) == [first]

@@ -179,3 +179,14 @@ def test_an_invalid_document_is_caught():
     )
     with pytest.raises(AssertionError, match="lastmod"):
         assert_valid(document, urlset_schema())
+
+
+@pytest.mark.parametrize("where", [0, 1, 500, 999])
+def test_a_long_loc_is_found_anywhere_in_a_batch(tmp_path, where):
+    locs = [f"https://shop.example.test/{i}" for i in range(1_000)]
+    fine = [*locs]
+    fine[where] = "https://a.example.test/" + "y" * (2048 - 23)
+    write_sitemaps([[(loc, None) for loc in fine]], tmp_path, BASE)
+    locs[where] = "https://a.example.test/" + "y" * (2049 - 23)
+    with pytest.raises(SitemapError, match="2,049 characters"):
+        write_sitemaps([[(loc, None) for loc in locs]], tmp_path, BASE)

@@ -166,3 +166,9 @@ def test_cli_refuses_mixed_and_bad_sections(tmp_path):
     assert "bad SITEMAP_SECTIONS: not JSON" in one_error_line(bad)
     wrong = cli("generate", *common, "--section", "products=SELECT nope FROM nowhere")
     assert "bad query" in one_error_line(wrong)
+
+
+def test_publish_checks_sections_before_contacting_anything(tmp_path):
+    env = {"SITEMAP_SECTIONS": "[", "KUBECONFIG": str(tmp_path / "none"), "HOME": str(tmp_path)}
+    line = one_error_line(cli("publish", "--base-url", BASE, env=env))
+    assert "bad SITEMAP_SECTIONS: not JSON" in line
