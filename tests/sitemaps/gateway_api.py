@@ -106,9 +106,10 @@ class FakeHTTPRoute(FakeKube):
 
     def edit(self, change: Callable[[dict[str, Any]], None]) -> None:
         """Another writer's update through the main resource (kubectl edit, Pulumi)."""
-        new = self.route()
-        change(new)
-        self.commit(new)
+        with self.lock:
+            new = self.route()
+            change(new)
+            self.commit(new)
 
     def commit(self, new: dict[str, Any]) -> None:
         """Store `new` as the API server stores an update of the main resource."""
@@ -163,6 +164,9 @@ class FakeHTTPRoute(FakeKube):
     def handle(
         self, verb: str, path: str, content_type: str, body: bytes, authorization: str = ""
     ) -> tuple[int, dict[str, object]]:
+        if verb == "patch" and self.before_patch:
+            hook, self.before_patch = self.before_patch, None
+            hook(self)  # outside the lock: it may call this server itself
         with self.lock:
             self.requests.append((verb, path))
             if authorization != f"Bearer {TOKEN}":
@@ -197,9 +201,6 @@ class FakeHTTPRoute(FakeKube):
     def patch(self, body: bytes) -> tuple[int, dict[str, object]]:
         operations = json.loads(body)
         self.patches.append(operations)
-        if self.before_patch:
-            hook, self.before_patch = self.before_patch, None
-            hook(self)
         if not isinstance(operations, list):
             return 400, status(400, "BadRequest", "json: cannot unmarshal object into Go value")
         try:
