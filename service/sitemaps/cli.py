@@ -277,6 +277,8 @@ def _router(args: argparse.Namespace) -> Router:
             "bad options: give --ingress or --httproute (or SITEMAP_INGRESS or "
             "SITEMAP_HTTPROUTE), not both"
         )
+    if args.httproute is not None and not args.httproute.strip():
+        raise SitemapError("bad option --httproute: the name is empty")
     accept_timeout = _accept_timeout(args.accept_timeout)
     config = kube_config()
     if args.httproute:

@@ -52,6 +52,8 @@ class FakeHTTPRoute(FakeKube):
     # Runs once when the next PATCH arrives, before it is applied: another writer's change.
     before_patch: Callable[[FakeHTTPRoute], None] | None = None
     patches: list[object] = field(default_factory=list)
+    # A validation (CRD schema, admission) that refuses every patch with this message: 422.
+    invalid: str | None = None
     document: dict[str, Any] = field(default_factory=dict)
     pending_reads: int = 0
 
@@ -215,6 +217,11 @@ class FakeHTTPRoute(FakeKube):
                 f'Operation cannot be fulfilled on httproutes.gateway.networking.k8s.io "{self.name}": '
                 "the object has been modified; please apply your changes to the latest version and try again",
             )
+        if self.invalid:
+            message = (
+                f'HTTPRoute.gateway.networking.k8s.io "{self.name}" is invalid: {self.invalid}'
+            )
+            return 422, status(422, "Invalid", message)
         self.commit(patched)
         return 200, self.route()
 

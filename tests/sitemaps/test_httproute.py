@@ -82,6 +82,21 @@ def test_a_stale_resource_version_alone_fails_the_patch(route):
     assert route.live == A
 
 
+def test_a_refusal_that_is_no_change_of_the_route_is_reported_not_retried(route):
+    """A 422 while the route is still at the version read is a validation refusal."""
+    route.invalid = "spec.rules[0].filters[0].urlRewrite.path.replacePrefixMatch: Too long"
+    switch = route.switch()
+    with pytest.raises(SitemapError) as caught:
+        switch.switch(A, switch.read().resource_version)
+    assert str(caught.value) == (
+        "cannot patch gateway.networking.k8s.io httproutes 'sitemaps' in namespace 'web': "
+        'HTTP 422 HTTPRoute.gateway.networking.k8s.io "sitemaps" is invalid: '
+        "spec.rules[0].filters[0].urlRewrite.path.replacePrefixMatch: Too long"
+    )
+    assert len(route.patches) == 1
+    assert route.prefix == PLACEHOLDER
+
+
 def test_the_stand_in_refuses_a_failed_test_as_the_api_server_does(route):
     """kube-apiserver answers a JSON Patch that does not apply with 422 Invalid, applying nothing."""
     switch = route.switch()

@@ -149,6 +149,7 @@ def test_cli_not_accepted_is_one_line_and_a_failure(s3_server, client, route, im
         ([], {"SITEMAP_HTTPROUTE": "sitemaps", "SITEMAP_ACCEPT_TIMEOUT": "0"}, "'0' is not"),
         ([], {"SITEMAP_HTTPROUTE": "sitemaps", "SITEMAP_ACCEPT_TIMEOUT": "nan"}, "'nan' is not"),
         (["--httproute", "nope"], {}, "httproute 'nope' not found in namespace 'web'"),
+        (["--httproute", " "], {}, "bad option --httproute: the name is empty"),
     ],
 )
 def test_cli_bad_route_options_are_one_line(s3_server, route, tmp_path, args, extra, expected):
