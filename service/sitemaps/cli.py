@@ -20,9 +20,11 @@ from service.sitemaps.sections import Query, Section, from_json, from_options
 if TYPE_CHECKING:
     from service.settings import StorageSettings
     from service.sitemaps.publisher import Publisher
+    from service.sitemaps.router import Router
 
 log = logging.getLogger("service.sitemaps")
 DEFAULT_DATABASE_URL = "sqlite:///sitemaps.db"
+ACCEPT_TIMEOUT, MAX_ACCEPT_TIMEOUT = 60.0, 3600.0
 VENV_HINT = (
     "run it with the project's virtualenv: make sync, then .venv/bin/python -m service.sitemaps"
 )
@@ -78,8 +80,19 @@ def _source_options(parser: argparse.ArgumentParser) -> None:
 def _kube_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ingress",
-        default=_env("SITEMAP_INGRESS", "sitemaps"),
-        help="the sitemaps Ingress [SITEMAP_INGRESS]",
+        default=_env("SITEMAP_INGRESS"),
+        help="the sitemaps Ingress, by default sitemaps [SITEMAP_INGRESS]",
+    )
+    parser.add_argument(
+        "--httproute",
+        default=_env("SITEMAP_HTTPROUTE"),
+        help="switch this Gateway API HTTPRoute instead of an Ingress [SITEMAP_HTTPROUTE]",
+    )
+    parser.add_argument(
+        "--accept-timeout",
+        default=_env("SITEMAP_ACCEPT_TIMEOUT", f"{ACCEPT_TIMEOUT:g}"),
+        help="seconds to wait for the HTTPRoute's Gateway to accept a switch "
+        f"(default {ACCEPT_TIMEOUT:g}) [SITEMAP_ACCEPT_TIMEOUT]",
     )
     parser.add_argument(
         "--namespace",
@@ -242,16 +255,47 @@ def _retain(value: str) -> int:
     return retain
 
 
+def _accept_timeout(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= MAX_ACCEPT_TIMEOUT:  # also refuses nan
+        raise SitemapError(
+            f"bad option --accept-timeout: {value!r} is not a number of seconds above 0 "
+            f"and at most {MAX_ACCEPT_TIMEOUT:g}"
+        )
+    return seconds
+
+
+def _router(args: argparse.Namespace) -> Router:
+    """The HTTPRoute switch when one is named, else the Ingress switch."""
+    from service.sitemaps.ingress import IngressSwitch, kube_config
+
+    if args.httproute and args.ingress:
+        raise SitemapError(
+            "bad options: give --ingress or --httproute (or SITEMAP_INGRESS or "
+            "SITEMAP_HTTPROUTE), not both"
+        )
+    if args.httproute is not None and not args.httproute.strip():
+        raise SitemapError("bad option --httproute: the name is empty")
+    accept_timeout = _accept_timeout(args.accept_timeout)
+    config = kube_config()
+    if args.httproute:
+        from service.sitemaps.httproute import HTTPRouteSwitch
+
+        return HTTPRouteSwitch.from_config(config, args.httproute, args.namespace, accept_timeout)
+    return IngressSwitch.from_config(config, args.ingress or "sitemaps", args.namespace)
+
+
 def _publisher(args: argparse.Namespace) -> Publisher:
     # Imported here so that `generate` starts without loading the Kubernetes client.
     from service.sitemaps import storage
-    from service.sitemaps.ingress import IngressSwitch, kube_config
     from service.sitemaps.publisher import Publisher
 
     retain = _retain(args.retain)
     settings = _storage_settings()
-    switch = IngressSwitch.from_config(kube_config(), args.ingress, args.namespace)
-    return Publisher(storage.connect(settings), switch, retain)
+    return Publisher(storage.connect(settings), _router(args), retain)
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -296,7 +340,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         status = publisher.status()
         if status.live is None:
-            print("live: nothing yet: no generation has been published to this Ingress")
+            print(
+                f"live: nothing yet: no generation has been published to this {publisher.ingress.kind}"
+            )
         else:
             print(f"live: {status.live}")
         print(f"retained: {', '.join(status.retained) or 'none'}")

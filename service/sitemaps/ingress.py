@@ -70,6 +70,8 @@ def api_client(config: SingleConfig | None = None) -> Client:
 class IngressSwitch:
     """Reads and patches one Ingress; the only verbs used are get and patch."""
 
+    kind = "Ingress"
+
     def __init__(self, api: Client, name: str, namespace: str, host: str = "") -> None:
         self.api = api
         self.name = name
@@ -122,28 +124,38 @@ class IngressSwitch:
         return IngressState(bucket, (metadata.resourceVersion if metadata else None) or "")
 
     def _explain(self, verb: str, error: Exception) -> SitemapError:
-        where = f"networking.k8s.io ingresses '{self.name}' in namespace '{self.namespace}'"
-        if isinstance(error, ValueError):  # an error answer that is no JSON Status
-            return SitemapError(
-                f"cannot {verb} {where}: {self.host} answered with no Kubernetes Status"
-            )
-        if not isinstance(error, ApiError):
-            return SitemapError(
-                f"Kubernetes API unreachable at {self.host}: {' '.join(str(error).split())}"
-            )
-        code = _code(error)
-        message = " ".join(str(error.status.message or "").split())
-        if code == 403:
-            return SitemapError(
-                f"forbidden: cannot {verb} {where}" + (f" ({message})" if message else "")
-            )
-        if code == 404:
-            return SitemapError(f"ingress '{self.name}' not found in namespace '{self.namespace}'")
-        if code == 401:
-            return SitemapError(
-                f"unauthorized: the Kubernetes API at {self.host} refused the credentials"
-            )
-        return SitemapError(f"cannot {verb} {where}: HTTP {code} {message or _reason(error)}")
+        where = KubeObject("networking.k8s.io ingresses", "ingress", self.name, self.namespace)
+        return explain(verb, error, where, self.host)
+
+
+@dataclass(frozen=True)
+class KubeObject:
+    """One namespaced object, as error messages name it."""
+
+    resource: str  # group and plural, as RBAC names them: "networking.k8s.io ingresses"
+    noun: str  # "ingress", "httproute"
+    name: str
+    namespace: str
+
+
+def explain(verb: str, error: Exception, what: KubeObject, host: str) -> SitemapError:
+    """One line for a failed call on `what`: unreachable, 401, 403, 404, or the Status."""
+    where = f"{what.resource} '{what.name}' in namespace '{what.namespace}'"
+    if isinstance(error, ValueError):  # an error answer that is no JSON Status
+        return SitemapError(f"cannot {verb} {where}: {host} answered with no Kubernetes Status")
+    if not isinstance(error, ApiError):
+        return SitemapError(f"Kubernetes API unreachable at {host}: {' '.join(str(error).split())}")
+    code = _code(error)
+    message = " ".join(str(error.status.message or "").split())
+    if code == 403:
+        return SitemapError(
+            f"forbidden: cannot {verb} {where}" + (f" ({message})" if message else "")
+        )
+    if code == 404:
+        return SitemapError(f"{what.noun} '{what.name}' not found in namespace '{what.namespace}'")
+    if code == 401:
+        return SitemapError(f"unauthorized: the Kubernetes API at {host} refused the credentials")
+    return SitemapError(f"cannot {verb} {where}: HTTP {code} {message or _reason(error)}")
 
 
 def _code(error: ApiError) -> int | None:

@@ -12,10 +12,11 @@ from minio import Minio
 
 from service.sitemaps import storage
 from service.sitemaps.errors import SitemapError
-from service.sitemaps.ingress import ConflictError, IngressState, IngressSwitch
+from service.sitemaps.ingress import ConflictError
 from service.sitemaps.naming import is_generation, new_bucket_name
 from service.sitemaps.progress import Progress
 from service.sitemaps.retention import doomed, retained
+from service.sitemaps.router import LiveState, Router
 from service.sitemaps.sections import Section
 from service.sitemaps.writer import EmptySourceError, Generation, Limits, write_sections
 
@@ -25,7 +26,7 @@ SWITCH_ATTEMPTS = 5
 
 @dataclass(frozen=True)
 class Status:
-    """The live generation, the retained ones and the orphans, as storage and the Ingress say."""
+    """The live generation, the retained ones and the orphans, as storage and the router say."""
 
     live: str | None
     retained: list[str]
@@ -34,11 +35,9 @@ class Status:
 
 
 class Publisher:
-    """Runs the publishing steps against one storage client and one Ingress."""
+    """Runs the publishing steps against one storage client and one Ingress or HTTPRoute."""
 
-    def __init__(
-        self, client: Minio, ingress: IngressSwitch, retain: int = 1, workers: int = 8
-    ) -> None:
+    def __init__(self, client: Minio, ingress: Router, retain: int = 1, workers: int = 8) -> None:
         if retain < 0:
             raise SitemapError("bad option --retain: must be 0 or more")
         self.client, self.ingress, self.retain, self.workers = client, ingress, retain, workers
@@ -118,11 +117,17 @@ class Publisher:
             try:
                 self.ingress.switch(bucket, state.resource_version)
             except ConflictError:
-                log.info("publish: the Ingress changed while switching; reading it again")
+                log.info(
+                    "publish: the %s changed while switching; reading it again", self.ingress.kind
+                )
                 continue
-            log.info("publish: switched the Ingress from %s to %s", state.live, bucket)
+            log.info(
+                "publish: switched the %s from %s to %s", self.ingress.kind, state.live, bucket
+            )
             return bucket
-        raise SitemapError(f"the Ingress kept changing; gave up after {SWITCH_ATTEMPTS} attempts")
+        raise SitemapError(
+            f"the {self.ingress.kind} kept changing; gave up after {SWITCH_ATTEMPTS} attempts"
+        )
 
     def mark_went_live(self, bucket: str) -> None:
         """Step 7a: remember that this generation served, so it counts as retained."""
@@ -160,7 +165,7 @@ class Publisher:
         storage.delete_bucket(self.client, name)
         return True
 
-    def heal(self, state: IngressState) -> None:
+    def heal(self, state: LiveState) -> None:
         """Mark the live generation as served in case a crash came between switch and mark."""
         if is_generation(state.live) and not storage.went_live(self.client, str(state.live)):
             names = storage.generations(self.client)
@@ -197,7 +202,7 @@ class Publisher:
             if dry_run:
                 storage.published_sizes(self.client, target)
                 print(
-                    f"plan: switch the Ingress from {status.live} back to {target} (verified complete)"
+                    f"plan: switch the {self.ingress.kind} from {status.live} back to {target} (verified complete)"
                 )
                 return target
             if not storage.claim(self.client, target, storage.ROLLBACK_TARGET):
@@ -206,7 +211,7 @@ class Publisher:
                 self._switch_back(status.live, target)
             finally:
                 storage.release(self.client, target, storage.ROLLBACK_TARGET)
-        log.info("rollback: switched the Ingress from %s to %s", status.live, target)
+        log.info("rollback: switched the %s from %s to %s", self.ingress.kind, status.live, target)
         return target
 
     def _switch_back(self, live: str | None, target: str) -> None:
@@ -219,12 +224,14 @@ class Publisher:
         state = self.ingress.read()
         if state.live != live:
             raise SitemapError(
-                f"the Ingress changed to {state.live} during the rollback; not switching"
+                f"the {self.ingress.kind} changed to {state.live} during the rollback; not switching"
             )
         try:
             self.ingress.switch(target, state.resource_version)
         except ConflictError:
-            raise SitemapError("the Ingress changed during the rollback; not switching") from None
+            raise SitemapError(
+                f"the {self.ingress.kind} changed during the rollback; not switching"
+            ) from None
 
     def print_plan(self, base_url: str | None) -> None:
         """What `publish` would do now, from the Ingress and the buckets as they are."""
@@ -244,6 +251,6 @@ class Publisher:
             f"plan: create bucket {bucket}, upload every file, allow anonymous s3:GetObject, verify"
         )
         print(
-            f"plan: switch ingress {where} from {state.live} to {bucket} (resourceVersion {state.resource_version})"
+            f"plan: switch {self.ingress.kind.lower()} {where} from {state.live} to {bucket} (resourceVersion {state.resource_version})"
         )
         print(f"plan: delete {', '.join(would_delete) or 'nothing'} (retain {self.retain})")

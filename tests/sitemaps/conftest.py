@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 import yaml
@@ -20,6 +21,9 @@ from service.sitemaps import storage
 from service.sitemaps.ingress import LIVE_LABEL, REWRITE_ANNOTATION, IngressSwitch
 from tests.conftest import S3Server
 from tests.servers import serving
+
+if TYPE_CHECKING:
+    from tests.sitemaps.gateway_api import FakeHTTPRoute
 
 PATH = "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}"
 TOKEN = "test-token"  # the bearer token the stand-in accepts
@@ -157,6 +161,9 @@ class FakeKube:
         return path
 
 
+Fake = TypeVar("Fake", bound=FakeKube)
+
+
 def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def _answer(self, verb: str) -> None:
@@ -191,13 +198,24 @@ def _handler(fake: FakeKube) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def kube() -> Iterator[FakeKube]:
-    fake = FakeKube()
+def _served(fake: Fake) -> Iterator[Fake]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     fake.host = f"http://127.0.0.1:{server.server_address[1]}"
     with serving(server):
         yield fake
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKube]:
+    yield from _served(FakeKube())
+
+
+@pytest.fixture
+def route() -> Iterator[FakeHTTPRoute]:
+    """The sitemaps HTTPRoute and its Gateway's controller, on a stand-in API server."""
+    from tests.sitemaps.gateway_api import FakeHTTPRoute
+
+    yield from _served(FakeHTTPRoute())
 
 
 @pytest.fixture
