@@ -704,6 +704,10 @@ def _sitemaps(
         raise ConfigError(
             "sitemaps.sections needs sitemaps.source=sql: the bucket source is one section"
         )
+    if config.query and config.source != "sql":
+        raise ConfigError(
+            "sitemaps.query needs sitemaps.source=sql: the bucket source lists the API's images"
+        )
     if config.sections and config.query:
         raise ConfigError(
             "sitemaps.sections and sitemaps.query exclude each other: put the query in a section"

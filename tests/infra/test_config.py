@@ -53,6 +53,10 @@ def test_defaults_without_a_stack_file() -> None:
 
 
 BAD_VALUES = [
+    (
+        {"sitemaps.source": "bucket", "sitemaps.query": "SELECT loc, lastmod FROM items"},
+        "sitemaps.query needs sitemaps.source=sql",
+    ),
     ({"api.replicas": -1}, "api.replicas must be an integer >= 1, got -1"),
     ({"minio.replicas": -3}, "minio.replicas must be an integer >= 1, got -3"),
     ({"api.replicas": "two"}, 'api.replicas must be an integer >= 1, got "two"'),
