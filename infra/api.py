@@ -101,7 +101,9 @@ def api_route_spec(
                 path_prefix="/",
                 backend=ServiceBackend(service_name, SERVICE_PORT),
                 # As proxy-read-timeout on the Ingress: longer than the API's whole download.
-                request_timeout_seconds=config.proxy_read_timeout_seconds,
+                request_timeout_seconds=(
+                    config.proxy_read_timeout_seconds if gateway.request_timeout else None
+                ),
             ),
         ),
     )

@@ -163,6 +163,8 @@ class GatewayConfig:
     section_name: str | None
     https: bool
     proxy_pod_labels: Mapping[str, str]
+    # timeouts.request on the API route: an Extended feature not every controller supports.
+    request_timeout: bool = True
 
 
 @dataclass(frozen=True)
@@ -867,6 +869,7 @@ def _routing(root: _Section, namespace: str, ingress: IngressConfig) -> RoutingC
         section_name=_object_name(gateway, "sectionName"),
         https=gateway.boolean("https", False),
         proxy_pod_labels=_pod_labels(gateway, "proxyPodLabels"),
+        request_timeout=gateway.boolean("requestTimeout", True),
     )
     if len(gateway_config.namespace) > 63 or not _DNS_LABEL.match(gateway_config.namespace):
         raise ConfigError(

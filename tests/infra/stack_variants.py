@@ -121,7 +121,12 @@ VARIANTS = {
     ),
     "gateway-with-minio": Variant("dev", overrides={"routing": DEV_GATEWAY}),
     "gateway-sitemaps-off": Variant(
-        "gateway", secrets=GATEWAY_SECRETS, overrides={"sitemaps": {"enabled": False}}
+        "gateway",
+        secrets=GATEWAY_SECRETS,
+        overrides={
+            "sitemaps": {"enabled": False},
+            "routing": {"kind": "gateway", "gateway": {"name": "gw", "requestTimeout": False}},
+        },
     ),
     "ingress-with-external-s3": Variant(
         "dev",

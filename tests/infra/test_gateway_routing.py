@@ -196,6 +196,8 @@ def test_the_sitemaps_route_reaches_external_s3_through_an_externalname_service(
 def test_without_sitemaps_external_storage_needs_no_service_and_may_use_tls(variant) -> None:
     off = variant("gateway-sitemaps-off")
     assert [obj["metadata"]["name"] for obj in off.of_kind("HTTPRoute")] == ["image-api"]
+    # routing.gateway.requestTimeout=false: for controllers without HTTPRouteRequestTimeout.
+    assert "timeouts" not in off.one("HTTPRoute", "image-api")["spec"]["rules"][0]
     assert off.of_kind("Service") == [off.one("Service", "image-api")]
     tls = variant("external-tls-without-sitemaps")
     assert _api_env(tls)["MINIO_SECURE"]["value"] == "true"
