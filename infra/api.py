@@ -1,4 +1,4 @@
-"""ImageApi: the Flask API as a Deployment, a NodePort Service and an nginx Ingress."""
+"""ImageApi: the Flask API as a Deployment, a NodePort Service and an nginx Ingress or HTTPRoute."""
 
 from __future__ import annotations
 
@@ -156,7 +156,7 @@ def api_url(host: str | None, status: Any, node_port: int | None, scheme: str = 
 
 
 class ImageApi(pulumi.ComponentResource):
-    """The image API and the two ways in: NodePort Service and Ingress."""
+    """The image API and the two ways in: NodePort Service, and Ingress or HTTPRoute."""
 
     service_name: pulumi.Output[str]
     node_port: pulumi.Output[int]

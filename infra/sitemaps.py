@@ -131,7 +131,7 @@ def sitemaps_route_spec(
 
 
 class SitemapPublisher(pulumi.ComponentResource):
-    """Publishes sitemap generations into MinIO buckets and switches an Ingress between them."""
+    """Publishes sitemap generations into S3 buckets and switches an Ingress or HTTPRoute."""
 
     ingress_name: pulumi.Output[str]
     cronjob_name: pulumi.Output[str]

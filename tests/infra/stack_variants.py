@@ -120,6 +120,7 @@ VARIANTS = {
         "dev", overrides={"routing": {"kind": "ingress"}, "storage": {"kind": "minio"}}
     ),
     "gateway-with-minio": Variant("dev", overrides={"routing": DEV_GATEWAY}),
+    "gateway-preview": Variant("gateway", secrets=GATEWAY_SECRETS, preview=True),
     "gateway-sitemaps-off": Variant(
         "gateway",
         secrets=GATEWAY_SECRETS,

@@ -261,3 +261,15 @@ def test_gateway_stack_outputs(variant) -> None:
     with_minio = variant("gateway-with-minio").outputs
     assert with_minio["api_url"]["value"] == "http://images.kube-image-processing.test/"
     assert with_minio["minio_service"]["value"] == "minio"
+
+
+def test_a_preview_of_the_gateway_stack_declares_the_same_routes_and_role(variant) -> None:
+    preview = variant("gateway-preview")
+    final = variant("gateway")
+    for name in ("image-api", "sitemaps"):
+        assert preview.one("HTTPRoute", name) == final.one("HTTPRoute", name)
+    assert preview.one("Role")["rules"] == final.one("Role")["rules"]
+    assert _cronjob_env(preview)["SITEMAP_HTTPROUTE"] == {
+        "name": "SITEMAP_HTTPROUTE",
+        "value": "sitemaps",
+    }
