@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
+import pytest
+import test_security
 from k8s_objects import containers, env
 from stack_render import Rendered
 from stack_variants import ENVOY_PROXY_LABELS, GATEWAY_SECRETS
@@ -273,3 +276,33 @@ def test_a_preview_of_the_gateway_stack_declares_the_same_routes_and_role(varian
         "name": "SITEMAP_HTTPROUTE",
         "value": "sitemaps",
     }
+
+
+# The stack-wide checks of test_security that hold whatever serves storage and routes.
+SECURITY_BASELINE: list[Callable[[Rendered], None]] = [
+    test_security.test_every_container_runs_as_non_root_without_capabilities,
+    test_security.test_every_pod_and_container_uses_the_runtime_default_seccomp_profile,
+    test_security.test_no_pod_gets_an_api_token_automatically,
+    test_security.test_only_the_sitemap_job_mounts_a_short_lived_api_token,
+    test_security.test_every_container_has_requests_and_limits,
+    test_security.test_every_long_running_container_has_probes,
+    test_security.test_no_latest_images,
+    test_security.test_no_credential_literal_outside_secrets,
+    test_security.test_sensitive_env_only_from_secrets,
+    test_security.test_secret_payloads_are_secret_inputs,
+    test_security.test_credentials_appear_only_in_secret_values,
+    test_security.test_stack_outputs_carry_no_credential,
+]
+
+
+@pytest.mark.parametrize("check", SECURITY_BASELINE, ids=lambda check: check.__name__[5:])
+def test_the_gateway_stack_keeps_the_security_baseline(
+    variant, check: Callable[[Rendered], None]
+) -> None:
+    check(variant("gateway"))
+
+
+def test_every_gateway_stack_object_is_in_the_stack_namespace(variant) -> None:
+    for obj in variant("gateway").objects():
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == "kube-image-processing", obj["metadata"]
