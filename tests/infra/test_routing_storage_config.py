@@ -121,6 +121,10 @@ REFUSED = [
         'routing.gateway.https must be true or false, got "yes"',
     ),
     (
+        {"routing": {"kind": "gateway", "gateway": {"name": "gw", "requestTimeout": "60s"}}},
+        'routing.gateway.requestTimeout must be true or false, got "60s"',
+    ),
+    (
         {"routing": {"kind": "gateway", "gateway": {"name": "gw", "proxyPodLabels": ["envoy"]}}},
         "routing.gateway.proxyPodLabels must map label keys to values",
     ),
