@@ -73,6 +73,18 @@ else:
         opts=components,
     )
     storage = minio.access
+    pulumi.export("minio_service", minio.service_name)
+    pulumi.export("minio_endpoint", minio.endpoint)
+    pulumi.export(
+        "minio_console_command",
+        pulumi.Output.concat(
+            "kubectl --namespace ",
+            namespace_name,
+            " port-forward service/",
+            minio.service_name,
+            f" {MINIO_CONSOLE_PORT}:{MINIO_CONSOLE_PORT}",
+        ),
+    )
 api = ImageApi(
     "image-api",
     ImageApiArgs(
@@ -93,21 +105,7 @@ api = ImageApi(
 pulumi.export("namespace", namespace_name)
 pulumi.export("api_url", api.url)
 pulumi.export("api_node_port", api.node_port)
-if config.storage.external is None:
-    pulumi.export("minio_service", minio.service_name)
-    pulumi.export("minio_endpoint", minio.endpoint)
 pulumi.export("image_ref", image.ref)
-if config.storage.external is None:
-    pulumi.export(
-        "minio_console_command",
-        pulumi.Output.concat(
-            "kubectl --namespace ",
-            namespace_name,
-            " port-forward service/",
-            minio.service_name,
-            f" {MINIO_CONSOLE_PORT}:{MINIO_CONSOLE_PORT}",
-        ),
-    )
 
 if config.sitemaps.enabled:
     sitemaps = SitemapPublisher(
