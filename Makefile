@@ -3,7 +3,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: deploy test run lint format sync fuzz faults load bench xsd
+.PHONY: deploy test run lint format sync fuzz faults load bench xsd gateway-api
 
 # The prerequisites are checked before anything is installed.
 deploy:
@@ -11,7 +11,7 @@ deploy:
 	$(MAKE) --no-print-directory sync
 	scripts/deploy.sh
 
-test: sync xsd
+test: sync xsd gateway-api
 	scripts/check-system.sh
 	.venv/bin/pytest
 
@@ -51,6 +51,10 @@ sync: $(UV)
 # The sitemaps.org schema the sitemap tests validate against, from npm (skipped without npm).
 xsd:
 	scripts/fetch-sitemap-xsd.sh
+
+# The Gateway API v1 validators the HTTPRoute schema tests run, from npm (skipped without npm).
+gateway-api:
+	scripts/fetch-gateway-api-schema.sh
 
 $(UV):
 	python3 -m venv $(TOOLS)

@@ -8,11 +8,12 @@ from pulumi_kubernetes.core.v1 import Namespace
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.api import ImageApi, ImageApiArgs
-from infra.common import MINIO_CONSOLE_PORT, labels
+from infra.common import INGRESS_CONTROLLER_LABELS, MINIO_CONSOLE_PORT, StorageAccess, labels
 from infra.config import load_config
 from infra.image import AppImage, AppImageArgs
 from infra.minio import MinioCluster, MinioClusterArgs
 from infra.sitemaps import SitemapPublisher, SitemapPublisherArgs
+from infra.storage import ExternalStorage, ExternalStorageArgs
 
 config = load_config()
 
@@ -23,7 +24,8 @@ provider = k8s.Provider(
     # fails to parse it (pulumi-kubernetes#3217); with "" the provider uses client-go's default
     # loading rules ($KUBECONFIG, ~/.kube/config) at run time (provider/pkg/provider/provider.go).
     kubeconfig=config.kubernetes.kubeconfig or "",
-    # ignore_changes on the sitemaps Ingress relies on server-side apply field ownership.
+    # ignore_changes on the sitemaps Ingress or HTTPRoute relies on server-side apply field
+    # ownership.
     enable_server_side_apply=True,
 )
 in_cluster = pulumi.ResourceOptions(provider=provider)
@@ -43,15 +45,46 @@ components = pulumi.ResourceOptions(providers={"kubernetes": provider})
 image = AppImage(
     "app-image", AppImageArgs(namespace=namespace_name, config=config.image), opts=components
 )
-minio = MinioCluster(
-    "minio",
-    MinioClusterArgs(
-        namespace=namespace_name,
-        config=config.minio,
-        cluster_domain=config.kubernetes.cluster_domain,
-    ),
-    opts=components,
-)
+gateway = config.routing.gateway
+storage: StorageAccess
+if config.storage.external is not None:
+    external = ExternalStorage(
+        "storage",
+        ExternalStorageArgs(
+            namespace=namespace_name,
+            config=config.storage.external,
+            route=config.sitemaps.enabled,
+        ),
+        opts=components,
+    )
+    storage = external.access
+    pulumi.export("storage_endpoint", config.storage.external.endpoint)
+else:
+    minio = MinioCluster(
+        "minio",
+        MinioClusterArgs(
+            namespace=namespace_name,
+            config=config.minio,
+            cluster_domain=config.kubernetes.cluster_domain,
+            proxy_pod_labels=(
+                gateway.proxy_pod_labels if gateway is not None else INGRESS_CONTROLLER_LABELS
+            ),
+        ),
+        opts=components,
+    )
+    storage = minio.access
+    pulumi.export("minio_service", minio.service_name)
+    pulumi.export("minio_endpoint", minio.endpoint)
+    pulumi.export(
+        "minio_console_command",
+        pulumi.Output.concat(
+            "kubectl --namespace ",
+            namespace_name,
+            " port-forward service/",
+            minio.service_name,
+            f" {MINIO_CONSOLE_PORT}:{MINIO_CONSOLE_PORT}",
+        ),
+    )
 api = ImageApi(
     "image-api",
     ImageApiArgs(
@@ -60,9 +93,11 @@ api = ImageApi(
         ingress=config.ingress,
         image=image.ref,
         image_pull_policy=image.pull_policy,
-        storage=minio.access,
+        storage=storage,
         pull_secret_names=image.pull_secret_names,
         sitemap_index_url=config.sitemaps.index_url if config.sitemaps.enabled else None,
+        gateway=gateway,
+        scheme=config.scheme,
     ),
     opts=components,
 )
@@ -70,19 +105,7 @@ api = ImageApi(
 pulumi.export("namespace", namespace_name)
 pulumi.export("api_url", api.url)
 pulumi.export("api_node_port", api.node_port)
-pulumi.export("minio_service", minio.service_name)
-pulumi.export("minio_endpoint", minio.endpoint)
 pulumi.export("image_ref", image.ref)
-pulumi.export(
-    "minio_console_command",
-    pulumi.Output.concat(
-        "kubectl --namespace ",
-        namespace_name,
-        " port-forward service/",
-        minio.service_name,
-        f" {MINIO_CONSOLE_PORT}:{MINIO_CONSOLE_PORT}",
-    ),
-)
 
 if config.sitemaps.enabled:
     sitemaps = SitemapPublisher(
@@ -93,9 +116,10 @@ if config.sitemaps.enabled:
             ingress=config.ingress,
             image=image.ref,
             image_pull_policy=image.pull_policy,
-            storage=minio.access,
+            storage=storage,
             processed_bucket=config.api.processed_bucket,
             pull_secret_names=image.pull_secret_names,
+            gateway=gateway,
         ),
         opts=components,
     )

@@ -1,4 +1,4 @@
-"""ImageApi: the Flask API as a Deployment, a NodePort Service and an nginx Ingress."""
+"""ImageApi: the Flask API as a Deployment, a NodePort Service and an nginx Ingress or HTTPRoute."""
 
 from __future__ import annotations
 
@@ -56,13 +56,15 @@ from infra.common import (
     tmp_mount,
     tmp_volume,
 )
-from infra.config import ApiConfig, IngressConfig
+from infra.config import ApiConfig, GatewayConfig, IngressConfig
+from infra.gateway import RouteRule, RouteSpec, ServiceBackend, http_route
 from infra.tls import ingress_tls, tls_annotations
 
 COMPONENT = "image-api"
 DEPLOYMENT_NAME = "image-api"
 SERVICE_NAME = "image-api"
 INGRESS_NAME = "image-api"
+HTTPROUTE_NAME = "image-api"
 HTTP_PORT = 8080
 SERVICE_PORT = 80
 METRICS_DIR = "/tmp/metrics"  # noqa: S108 - inside the pod's own emptyDir
@@ -81,6 +83,30 @@ class ImageApiArgs:
     pull_secret_names: list[pulumi.Output[str]] = field(default_factory=list)
     # Named in /robots.txt, which makes the cross-host sitemaps valid (pitfall 16).
     sitemap_index_url: str | None = None
+    # Set: an HTTPRoute attached to this Gateway instead of the nginx Ingress.
+    gateway: GatewayConfig | None = None
+    # The public scheme, where a Gateway's listener rather than the Ingress terminates TLS.
+    scheme: str | None = None
+
+
+def api_route_spec(
+    gateway: GatewayConfig, config: ApiConfig, service_name: pulumi.Input[str]
+) -> RouteSpec:
+    """The API's HTTPRoute: every path of api.host to the Service, with the Ingress's timeout."""
+    return RouteSpec(
+        gateway=gateway,
+        hostnames=(config.host,) if config.host else (),
+        rules=(
+            RouteRule(
+                path_prefix="/",
+                backend=ServiceBackend(service_name, SERVICE_PORT),
+                # As proxy-read-timeout on the Ingress: longer than the API's whole download.
+                request_timeout_seconds=(
+                    config.proxy_read_timeout_seconds if gateway.request_timeout else None
+                ),
+            ),
+        ),
+    )
 
 
 def api_env(
@@ -130,7 +156,7 @@ def api_url(host: str | None, status: Any, node_port: int | None, scheme: str = 
 
 
 class ImageApi(pulumi.ComponentResource):
-    """The image API and the two ways in: NodePort Service and Ingress."""
+    """The image API and the two ways in: NodePort Service, and Ingress or HTTPRoute."""
 
     service_name: pulumi.Output[str]
     node_port: pulumi.Output[int]
@@ -229,13 +255,42 @@ class ImageApi(pulumi.ComponentResource):
             opts=child,
         )
 
+        if args.gateway is not None:
+            self.ingress_name = http_route(
+                f"{name}-route",
+                name=HTTPROUTE_NAME,
+                namespace=args.namespace,
+                labels=pod_labels,
+                spec=api_route_spec(args.gateway, config, service.metadata.name),
+                opts=child,
+            )
+            status: Any = None
+        else:
+            ingress = self._ingress(name, args, service)
+            self.ingress_name = ingress.metadata.name
+            status = ingress.status
+
+        self.service_name = service.metadata.name
+        self.node_port = service.spec.apply(_node_port)
+        host = config.host
+        scheme = args.scheme or args.ingress.scheme
+        self.url = pulumi.Output.all(status, self.node_port).apply(
+            lambda values: api_url(host, values[0], values[1], scheme)
+        )
+        self.register_outputs(
+            {"service_name": self.service_name, "node_port": self.node_port, "url": self.url}
+        )
+
+    def _ingress(self, name: str, args: ImageApiArgs, service: Service) -> Ingress:
+        """The nginx Ingress: every path of api.host to the Service."""
+        config = args.config
         timeout = str(config.proxy_read_timeout_seconds)
-        ingress = Ingress(
+        return Ingress(
             f"{name}-ingress",
             metadata=ObjectMetaArgs(
                 name=INGRESS_NAME,
                 namespace=args.namespace,
-                labels=pod_labels,
+                labels=labels(COMPONENT),
                 annotations={
                     # The API downloads the image before it answers, for up to ~3 x the
                     # fetch timeout, so nginx must wait longer than that.
@@ -268,17 +323,5 @@ class ImageApi(pulumi.ComponentResource):
                     )
                 ],
             ),
-            opts=child,
-        )
-
-        self.service_name = service.metadata.name
-        self.node_port = service.spec.apply(_node_port)
-        self.ingress_name = ingress.metadata.name
-        host = config.host
-        scheme = args.ingress.scheme
-        self.url = pulumi.Output.all(ingress.status, self.node_port).apply(
-            lambda values: api_url(host, values[0], values[1], scheme)
-        )
-        self.register_outputs(
-            {"service_name": self.service_name, "node_port": self.node_port, "url": self.url}
+            opts=pulumi.ResourceOptions(parent=self),
         )

@@ -200,11 +200,19 @@ def secret_env(name: str, secret_name: pulumi.Input[str], key: str) -> EnvVarArg
 
 @dataclass(frozen=True)
 class StorageAccess:
-    """How a client workload reaches MinIO: the Service endpoint and the credentials Secret."""
+    """How workloads and routes reach the S3 storage, MinIO's or an external one.
 
-    endpoint: pulumi.Output[str]
+    `service_name` and `service_port` are what the sitemaps route sends to; `route_host` is the
+    Host an external S3 must see instead of the public sitemaps host (None for MinIO).
+    """
+
+    endpoint: pulumi.Input[str]
     secret_name: pulumi.Output[str]
     service_name: pulumi.Output[str]
+    service_port: int = MINIO_API_PORT
+    secure: bool = False
+    region: str | None = None
+    route_host: str | None = None
 
 
 def storage_env(storage: StorageAccess, buckets: Mapping[str, str]) -> list[EnvVarArgs]:
@@ -213,7 +221,9 @@ def storage_env(storage: StorageAccess, buckets: Mapping[str, str]) -> list[EnvV
         EnvVarArgs(name="MINIO_ENDPOINT", value=storage.endpoint),
         secret_env("MINIO_ACCESS_KEY", storage.secret_name, MINIO_USER_KEY),
         secret_env("MINIO_SECRET_KEY", storage.secret_name, MINIO_PASSWORD_KEY),
-        EnvVarArgs(name="MINIO_SECURE", value="false"),
+        EnvVarArgs(name="MINIO_SECURE", value="true" if storage.secure else "false"),
     ]
+    if storage.region:
+        env.append(EnvVarArgs(name="MINIO_REGION", value=storage.region))
     env.extend(EnvVarArgs(name=name, value=value) for name, value in buckets.items())
     return env

@@ -17,12 +17,30 @@ from service.settings import SettingsError, StorageSettings
 
 PROJECT = "kube-image-processing"
 
-DEFAULT_MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+# MinIO's last community image, frozen (no security fixes), pinned to its multi-arch index
+# digest as public pins of this tag record it; SILO_IMAGE is the maintained drop-in (README).
+DEFAULT_MINIO_IMAGE = (
+    "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+    "@sha256:14cea493d9a34af32f524e538b8346cf79f3321eff8e708c1e2960462bd8936e"
+)
+SILO_IMAGE = (
+    "docker.io/pgsty/silo:RELEASE.2026-09-16T00-00-00Z"
+    "@sha256:635197cb9f36d01bee221d34d1c7d7960f6a95c48b0b6c01d99cd13bdae51a46"
+)
 SUPPORTED_INGRESS_CLASSES = ("nginx",)
 SUPPORTED_PLATFORMS = ("linux/amd64", "linux/arm64")
 ANTI_AFFINITY_MODES = ("soft", "hard")
 SITEMAP_SOURCES = ("bucket", "sql")
-SECRET_KEYS = ("minioRootUser", "minioRootPassword", "registryPassword", "sitemapDatabaseUrl")
+SECRET_KEYS = (
+    "minioRootUser",
+    "minioRootPassword",
+    "registryPassword",
+    "sitemapDatabaseUrl",
+    "storageAccessKey",
+    "storageSecretKey",
+)
+ROUTING_KINDS = ("ingress", "gateway")
+STORAGE_KINDS = ("minio", "external")
 MAX_ERASURE_SET = 16
 # MinIO refuses to start with shorter root credentials.
 MIN_ROOT_USER_LENGTH = 3
@@ -38,6 +56,7 @@ TLS_KEYS = ("secretName", "clusterIssuer", "issuer")
 _SECTION_NAME = re.compile(r"^[a-z0-9-]{1,40}$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _REGISTRY = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?$")
 _REPOSITORY = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
@@ -130,6 +149,55 @@ class IngressConfig:
     def scheme(self) -> str:
         """The scheme of the public URLs: https once the Ingresses terminate TLS."""
         return "https" if self.tls else "http"
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """The existing Gateway (and optionally one of its listeners) that the HTTPRoutes attach to.
+
+    The program never creates the Gateway or its controller: the cluster's operator owns them.
+    """
+
+    name: str
+    namespace: str
+    section_name: str | None
+    https: bool
+    proxy_pod_labels: Mapping[str, str]
+    # timeouts.request on the API route: an Extended feature not every controller supports.
+    request_timeout: bool = True
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    """How requests reach the API and the sitemaps: nginx Ingresses, or Gateway API HTTPRoutes."""
+
+    kind: str = "ingress"
+    gateway: GatewayConfig | None = None
+
+
+@dataclass(frozen=True)
+class ExternalStorageConfig:
+    """An S3 endpoint outside the stack, reached with credentials from the stack's secrets."""
+
+    host: str
+    port: int
+    tls: bool
+    region: str | None
+    access_key: pulumi.Output[str]
+    secret_key: pulumi.Output[str]
+
+    @property
+    def endpoint(self) -> str:
+        """`host:port`, as MINIO_ENDPOINT takes it."""
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    """Where the objects live: the in-cluster MinIO StatefulSet, or an external S3 endpoint."""
+
+    kind: str = "minio"
+    external: ExternalStorageConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -242,6 +310,20 @@ class StackConfig:
     api: ApiConfig
     sitemaps: SitemapsConfig
     namespace_exists: bool = False
+    routing: RoutingConfig = RoutingConfig()
+    storage: StorageConfig = StorageConfig()
+
+    @property
+    def scheme(self) -> str:
+        """The scheme of the public URLs, whichever kind of routing serves them."""
+        return public_scheme(self.ingress, self.routing)
+
+
+def public_scheme(ingress: IngressConfig, routing: RoutingConfig) -> str:
+    """https where the Ingresses or the Gateway's listener terminate TLS, else http."""
+    if routing.gateway is not None:
+        return "https" if routing.gateway.https else "http"
+    return ingress.scheme
 
 
 class _Section:
@@ -742,6 +824,196 @@ def _sitemaps(
     return config
 
 
+def _pod_labels(section: _Section, name: str) -> dict[str, str]:
+    """A label selector's matchLabels: label keys (optionally prefixed) to label values."""
+    raw = section._get(name)
+    key = section.key(name)
+    if raw is None or raw == {}:
+        return {}
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(label, str) and isinstance(value, str) for label, value in raw.items()
+    ):
+        raise ConfigError(f"{key} must map label keys to values, got {json.dumps(raw)}")
+    for label, value in raw.items():
+        prefix, _, label_name = label.rpartition("/")
+        if (
+            not label_name
+            or len(label_name) > 63
+            or not _LABEL_NAME.match(label_name)
+            or (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)))
+            or len(value) > 63
+            or not _LABEL_NAME.match(value)
+        ):
+            raise ConfigError(
+                f"{key} has {json.dumps(label)}: {json.dumps(value)}, which is not a Kubernetes "
+                "label (key: [prefix/]name, name and value up to 63 of letters, digits, '-_.')"
+            )
+    return dict(raw)
+
+
+def _object_name(section: _Section, name: str, default: str | None = None) -> str | None:
+    value = section.optional_text(name) or default
+    if value is not None and (len(value) > 253 or not _DNS_SUBDOMAIN.match(value)):
+        raise ConfigError(
+            f"{section.key(name)} must be a Kubernetes object name (lowercase letters, digits, "
+            f"'-' and '.'), got {json.dumps(value)}"
+        )
+    return value
+
+
+def _routing(root: _Section, namespace: str, ingress: IngressConfig) -> RoutingConfig:
+    """`routing`: `kind: ingress` (today's nginx Ingresses) or `kind: gateway` plus its Gateway."""
+    section = root.section("routing")
+    kind = section.choice("kind", "ingress", ROUTING_KINDS)
+    gateway = section.section("gateway")
+    name = _object_name(gateway, "name")
+    gateway_config = GatewayConfig(
+        name=name or "",
+        namespace=_object_name(gateway, "namespace", namespace) or namespace,
+        section_name=_object_name(gateway, "sectionName"),
+        https=gateway.boolean("https", False),
+        proxy_pod_labels=_pod_labels(gateway, "proxyPodLabels"),
+        request_timeout=gateway.boolean("requestTimeout", True),
+    )
+    if len(gateway_config.namespace) > 63 or not _DNS_LABEL.match(gateway_config.namespace):
+        raise ConfigError(
+            "routing.gateway.namespace must be a namespace name (a DNS label), "
+            f"got {json.dumps(gateway_config.namespace)}"
+        )
+    gateway.finish()
+    section.finish()
+    if kind == "ingress":
+        if gateway.raw:
+            raise ConfigError(
+                "routing.gateway is only read with routing.kind=gateway; remove it or set "
+                "routing.kind=gateway"
+            )
+        return RoutingConfig()
+    if name is None:
+        raise ConfigError(
+            "routing.kind=gateway needs routing.gateway.name: the existing Gateway the "
+            "HTTPRoutes attach to (the program does not create one)"
+        )
+    if ingress.tls is not None:
+        raise ConfigError(
+            "ingress.tls is for the nginx Ingresses; with routing.kind=gateway the Gateway's "
+            "listener terminates TLS: remove ingress.tls and set routing.gateway.https=true"
+        )
+    return RoutingConfig(kind=kind, gateway=gateway_config)
+
+
+def _endpoint(section: _Section) -> tuple[str, int]:
+    value = section.optional_text("endpoint")
+    key = section.key("endpoint")
+    if value is None:
+        raise ConfigError(
+            f"storage.kind=external needs {key}: the S3 endpoint as host:port, "
+            "such as s3.storage.example.com:9000"
+        )
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]")
+    if (
+        not host
+        or not port.isdigit()
+        or not 1 <= int(port) <= 65535
+        or not (_is_ip_address(host) or (len(host) <= 253 and _DNS_SUBDOMAIN.match(host)))
+    ):
+        raise ConfigError(
+            f"{key} must be host:port without a scheme, such as s3.storage.example.com:9000, "
+            f"got {json.dumps(value)}"
+        )
+    return host, int(port)
+
+
+def _storage(root: _Section, secrets: Mapping[str, Any]) -> StorageConfig:
+    """`storage`: `kind: minio` (the StatefulSet) or `kind: external` with an S3 endpoint."""
+    section = root.section("storage")
+    kind = section.choice("kind", "minio", STORAGE_KINDS)
+    if kind == "minio":
+        if section.raw.keys() & {"endpoint", "tls", "region"}:
+            raise ConfigError(
+                "storage.endpoint, storage.tls and storage.region are only read with "
+                "storage.kind=external"
+            )
+        section.finish()
+        if "storageAccessKey" in secrets or "storageSecretKey" in secrets:
+            raise ConfigError(
+                "the secrets storageAccessKey and storageSecretKey are only read with "
+                "storage.kind=external; MinIO's own credentials are minioRootUser and "
+                "minioRootPassword"
+            )
+        return StorageConfig()
+    host, port = _endpoint(section)
+    tls = section.boolean("tls", True)
+    region = section.optional_text("region")
+    section.finish()
+    if region is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", region):
+        raise ConfigError(
+            f"storage.region must be a region name such as eu-west-1, got {json.dumps(region)}"
+        )
+    access_key = secrets.get("storageAccessKey")
+    secret_key = secrets.get("storageSecretKey")
+    if access_key is None or secret_key is None:
+        raise ConfigError(
+            "storage.kind=external needs the secrets storageAccessKey and storageSecretKey "
+            "(pulumi config set --secret storageAccessKey <key>, and the same for "
+            "storageSecretKey)"
+        )
+    if "minioRootUser" in secrets or "minioRootPassword" in secrets:
+        raise ConfigError(
+            "minioRootUser and minioRootPassword are MinIO's; with storage.kind=external "
+            "the credentials are storageAccessKey and storageSecretKey"
+        )
+    return StorageConfig(
+        kind=kind,
+        external=ExternalStorageConfig(
+            host=host,
+            port=port,
+            tls=tls,
+            region=region,
+            access_key=access_key,
+            secret_key=secret_key,
+        ),
+    )
+
+
+def _check_sitemaps_route(config: StackConfig) -> None:
+    """Refuse a sitemaps route that could never reach the live bucket on external storage."""
+    external = config.storage.external
+    if external is None or not config.sitemaps.enabled:
+        return
+    if external.tls:
+        raise ConfigError(
+            "sitemaps.enabled with storage.tls=true is not supported: the sitemaps route "
+            "would have to speak HTTPS to the S3 endpoint (ingress-nginx backend-protocol, or a "
+            "Gateway API BackendTLSPolicy), which this program does not create; use a plain-HTTP "
+            "endpoint inside the cluster's network (storage.tls=false), or sitemaps.enabled=false"
+        )
+    if _is_ip_address(external.host):
+        raise ConfigError(
+            "the sitemaps route reaches external storage through an ExternalName Service, "
+            f"which needs a DNS name: storage.endpoint has the IP address {external.host}"
+        )
+
+
+def _check_proxy_access(config: StackConfig) -> None:
+    """MinIO's NetworkPolicy must admit the Gateway's proxy pods for the sitemaps route."""
+    gateway = config.routing.gateway
+    if (
+        gateway is None
+        or config.storage.kind != "minio"
+        or not config.sitemaps.enabled
+        or gateway.proxy_pod_labels
+        or config.minio.allowed_cidrs
+    ):
+        return
+    raise ConfigError(
+        "routing.kind=gateway with MinIO's sitemaps needs routing.gateway.proxyPodLabels (the "
+        "labels of the Gateway's proxy pods, which MinIO's NetworkPolicy then admits), or "
+        "minio.allowedCidrs for proxies on the host network"
+    )
+
+
 def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any]) -> StackConfig:
     """Validate plain config values (objects already decoded) plus secret Outputs by key."""
     root = _Section("", raw)
@@ -773,11 +1045,13 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any]) -> St
         raise ConfigError(
             "ingress.tls needs api.host: a certificate names hosts, and the API has none"
         )
-    sitemaps = _sitemaps(root, secrets, api, ingress_config.scheme)
+    routing = _routing(root, namespace, ingress_config)
+    storage = _storage(root, secrets)
+    sitemaps = _sitemaps(root, secrets, api, public_scheme(ingress_config, routing))
     for key in SECRET_KEYS:
         root.known.append(key)
     root.finish()
-    return StackConfig(
+    config = StackConfig(
         namespace=namespace,
         kubernetes=kube,
         ingress=ingress_config,
@@ -786,7 +1060,12 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any]) -> St
         api=api,
         sitemaps=sitemaps,
         namespace_exists=namespace_exists,
+        routing=routing,
+        storage=storage,
     )
+    _check_sitemaps_route(config)
+    _check_proxy_access(config)
+    return config
 
 
 def _kubernetes(root: _Section) -> KubernetesConfig:
@@ -801,7 +1080,7 @@ def _kubernetes(root: _Section) -> KubernetesConfig:
     return config
 
 
-_OBJECT_KEYS = ("kubernetes", "ingress", "minio", "image", "api", "sitemaps")
+_OBJECT_KEYS = ("kubernetes", "ingress", "minio", "image", "api", "sitemaps", "routing", "storage")
 
 
 def _project_keys() -> set[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_random as random
@@ -88,6 +88,10 @@ class MinioClusterArgs:
     namespace: pulumi.Input[str]
     config: MinioConfig
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    # The pods that serve the sitemaps route: ingress-nginx's controller, or a Gateway's proxies.
+    proxy_pod_labels: Mapping[str, str] = field(
+        default_factory=lambda: dict(INGRESS_CONTROLLER_LABELS)
+    )
 
 
 def server_args(
@@ -162,22 +166,31 @@ def checked_credential(value: pulumi.Output[str], key: str, minimum: int) -> pul
     return value.apply(lambda text: _check_length(text, key, minimum))
 
 
-def _api_port_rule(config: MinioConfig) -> NetworkPolicyIngressRuleArgs:
-    """Only this project's pods (peers, API, sitemap job) and the ingress controller reach MinIO.
+def _api_port_rule(
+    config: MinioConfig, proxy_pod_labels: Mapping[str, str]
+) -> NetworkPolicyIngressRuleArgs:
+    """Only this project's pods (peers, API, sitemap job) and the routing proxies reach MinIO.
 
-    The controller is matched by its pod labels; a controller on the host network has the node's
-    address instead, which only `minio.allowedCidrs` (ipBlock) admits. The console is reached
-    with `kubectl port-forward`, which NetworkPolicy does not filter.
+    The proxies (ingress-nginx's controller, or the Gateway's data plane) are matched by their
+    pod labels; a proxy on the host network has the node's address instead, which only
+    `minio.allowedCidrs` (ipBlock) admits. The console is reached with `kubectl port-forward`,
+    which NetworkPolicy does not filter.
     """
     return NetworkPolicyIngressRuleArgs(
         from_=[
             NetworkPolicyPeerArgs(
                 pod_selector=LabelSelectorArgs(match_labels={"app.kubernetes.io/part-of": PROJECT})
             ),
-            # The sitemaps Ingress is served by MinIO itself.
-            NetworkPolicyPeerArgs(
-                namespace_selector=LabelSelectorArgs(),
-                pod_selector=LabelSelectorArgs(match_labels=INGRESS_CONTROLLER_LABELS),
+            # The sitemaps route is served by MinIO itself.
+            *(
+                [
+                    NetworkPolicyPeerArgs(
+                        namespace_selector=LabelSelectorArgs(),
+                        pod_selector=LabelSelectorArgs(match_labels=dict(proxy_pod_labels)),
+                    )
+                ]
+                if proxy_pod_labels
+                else []
             ),
             *(
                 NetworkPolicyPeerArgs(ip_block=IPBlockArgs(cidr=cidr))
@@ -397,7 +410,7 @@ class MinioCluster(pulumi.ComponentResource):
             f"{name}-network-policy",
             namespace=args.namespace,
             component=COMPONENT,
-            rules=[_api_port_rule(config)],
+            rules=[_api_port_rule(config, args.proxy_pod_labels)],
             opts=child,
         )
 

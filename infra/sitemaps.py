@@ -1,4 +1,4 @@
-"""SitemapPublisher: the sitemap CronJob, its narrow RBAC and the Ingress it switches."""
+"""SitemapPublisher: the sitemap CronJob, its narrow RBAC and the Ingress or HTTPRoute it switches."""
 
 from __future__ import annotations
 
@@ -43,7 +43,6 @@ from pulumi_kubernetes.rbac.v1 import (
 
 from infra.common import (
     APP_UID,
-    MINIO_API_PORT,
     StorageAccess,
     api_access_mount,
     api_access_volume,
@@ -59,13 +58,15 @@ from infra.common import (
     tmp_mount,
     tmp_volume,
 )
-from infra.config import IngressConfig, SitemapsConfig
+from infra.config import GatewayConfig, IngressConfig, SitemapsConfig
+from infra.gateway import GROUP, PrefixRewrite, RouteRule, RouteSpec, ServiceBackend, http_route
 from infra.tls import ingress_tls, tls_annotations
 
 COMPONENT = "sitemap-publisher"
 INGRESS_NAME = "sitemaps"
 WORKLOAD_NAME = "sitemap-publisher"
 REWRITE_ANNOTATION = "nginx.ingress.kubernetes.io/rewrite-target"
+UPSTREAM_VHOST_ANNOTATION = "nginx.ingress.kubernetes.io/upstream-vhost"
 LIVE_BUCKET_LABEL = "kube-image-processing/live-bucket"
 SITEMAPS_PATH = "/sitemaps(/|$)(.*)"
 JOB_COMMAND = ["python", "-m", "service.sitemaps", "publish"]
@@ -79,6 +80,21 @@ SWITCHED_FIELDS = (
     f'metadata.annotations["{REWRITE_ANNOTATION}"]',
     f'metadata.labels["{LIVE_BUCKET_LABEL}"]',
 )
+# Gateway API: the HTTPRoute the job switches has this fixed name too (SITEMAP_HTTPROUTE).
+HTTPROUTE_NAME = "sitemaps"
+SITEMAPS_PREFIX = "/sitemaps"
+# What the route rewrites /sitemaps to before the first publication: a bucket that never
+# exists, because generation buckets are named sitemaps-<timestamp>... (service.sitemaps.naming).
+UNPUBLISHED_PREFIX = "/sitemaps-unpublished"
+# The job patches /spec/rules/0/filters/0/urlRewrite/path/replacePrefixMatch and sets the label.
+# spec.rules is an atomic list in the Gateway API CRD (+listType=atomic), so under server-side
+# apply one manager owns the whole list: the job's patch takes it over, and on the next update
+# pulumi-kubernetes' handleSSAIgnoreFields drops spec.rules from the apply because another
+# manager owns it and Pulumi no longer does. Before the first publication Pulumi still owns it and
+# the same function carries the live value over (a dot-free path, which it can split). Either
+# way the program's rules are only ever applied when the route is created: a changed backend
+# needs `pulumi up --replace` on the route and then a publication (README).
+ROUTE_SWITCHED_FIELDS = ("spec.rules", f'metadata.labels["{LIVE_BUCKET_LABEL}"]')
 
 
 @dataclass
@@ -93,10 +109,29 @@ class SitemapPublisherArgs:
     storage: StorageAccess
     processed_bucket: str
     pull_secret_names: list[pulumi.Output[str]] = field(default_factory=list)
+    # Set: HTTPRoutes attached to this Gateway instead of the nginx Ingress.
+    gateway: GatewayConfig | None = None
+
+
+def sitemaps_route_spec(
+    gateway: GatewayConfig, host: str, storage: StorageAccess, prefix: str = UNPUBLISHED_PREFIX
+) -> RouteSpec:
+    """The sitemaps HTTPRoute: one rule whose first filter is the switched URLRewrite."""
+    return RouteSpec(
+        gateway=gateway,
+        hostnames=(host,),
+        rules=(
+            RouteRule(
+                path_prefix=SITEMAPS_PREFIX,
+                filters=(PrefixRewrite(prefix, hostname=storage.route_host),),
+                backend=ServiceBackend(storage.service_name, storage.service_port),
+            ),
+        ),
+    )
 
 
 class SitemapPublisher(pulumi.ComponentResource):
-    """Publishes sitemap generations into MinIO buckets and switches an Ingress between them."""
+    """Publishes sitemap generations into S3 buckets and switches an Ingress or HTTPRoute."""
 
     ingress_name: pulumi.Output[str]
     cronjob_name: pulumi.Output[str]
@@ -110,47 +145,20 @@ class SitemapPublisher(pulumi.ComponentResource):
         config = args.config
         pod_labels = labels(COMPONENT)
 
-        ingress = Ingress(
-            f"{name}-ingress",
-            metadata=ObjectMetaArgs(
-                # A fixed name: the Role's resourceNames and the job's SITEMAP_INGRESS use it.
-                name=INGRESS_NAME,
+        route_name: pulumi.Output[str]
+        if args.gateway is not None:
+            route_name = http_route(
+                f"{name}-route",
+                name=HTTPROUTE_NAME,
                 namespace=args.namespace,
                 labels=labels("sitemaps"),
-                # No rewrite-target until the first publication: the job adds it (see above).
-                annotations={
-                    "nginx.ingress.kubernetes.io/use-regex": "true",
-                    **skip_await_annotations(args.ingress.skip_await),
-                    **tls_annotations(args.ingress.tls),
-                },
-            ),
-            spec=IngressSpecArgs(
-                ingress_class_name=args.ingress.class_name,
-                tls=ingress_tls(args.ingress.tls, config.host, INGRESS_NAME) or None,
-                rules=[
-                    IngressRuleArgs(
-                        # A host of its own: ingress-nginx applies use-regex and rewrite-target
-                        # to every path of a host, which would break the API's routes (pitfall 9).
-                        host=config.host,
-                        http=HTTPIngressRuleValueArgs(
-                            paths=[
-                                HTTPIngressPathArgs(
-                                    path=SITEMAPS_PATH,
-                                    path_type="ImplementationSpecific",
-                                    backend=IngressBackendArgs(
-                                        service=IngressServiceBackendArgs(
-                                            name=args.storage.service_name,
-                                            port=ServiceBackendPortArgs(number=MINIO_API_PORT),
-                                        )
-                                    ),
-                                )
-                            ]
-                        ),
-                    )
-                ],
-            ),
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=list(SWITCHED_FIELDS)),
-        )
+                spec=sitemaps_route_spec(args.gateway, config.host, args.storage),
+                opts=pulumi.ResourceOptions(
+                    parent=self, ignore_changes=list(ROUTE_SWITCHED_FIELDS)
+                ),
+            )
+        else:
+            route_name = self._ingress(name, args).metadata.name
 
         account = ServiceAccount(
             f"{name}-account",
@@ -166,9 +174,9 @@ class SitemapPublisher(pulumi.ComponentResource):
             ),
             rules=[
                 PolicyRuleArgs(
-                    api_groups=["networking.k8s.io"],
-                    resources=["ingresses"],
-                    resource_names=[ingress.metadata.name],
+                    api_groups=[GROUP] if args.gateway is not None else ["networking.k8s.io"],
+                    resources=["httproutes"] if args.gateway is not None else ["ingresses"],
+                    resource_names=[route_name],
                     verbs=["get", "patch"],
                 )
             ],
@@ -194,7 +202,10 @@ class SitemapPublisher(pulumi.ComponentResource):
         env += [
             EnvVarArgs(name="SITEMAP_BASE_URL", value=config.base_url),
             EnvVarArgs(name="SITEMAP_SOURCE", value=config.source),
-            EnvVarArgs(name="SITEMAP_INGRESS", value=ingress.metadata.name),
+            EnvVarArgs(
+                name="SITEMAP_HTTPROUTE" if args.gateway is not None else "SITEMAP_INGRESS",
+                value=route_name,
+            ),
             EnvVarArgs(
                 name="SITEMAP_NAMESPACE",
                 value_from=EnvVarSourceArgs(
@@ -282,7 +293,7 @@ class SitemapPublisher(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.ingress_name = ingress.metadata.name
+        self.ingress_name = route_name
         self.cronjob_name = cronjob.metadata.name
         self.index_url = pulumi.Output.from_input(config.index_url)
         self.register_outputs(
@@ -291,4 +302,57 @@ class SitemapPublisher(pulumi.ComponentResource):
                 "cronjob_name": self.cronjob_name,
                 "index_url": self.index_url,
             }
+        )
+
+    def _ingress(self, name: str, args: SitemapPublisherArgs) -> Ingress:
+        """The nginx Ingress the job switches by its rewrite-target annotation."""
+        config = args.config
+        return Ingress(
+            f"{name}-ingress",
+            metadata=ObjectMetaArgs(
+                # A fixed name: the Role's resourceNames and the job's SITEMAP_INGRESS use it.
+                name=INGRESS_NAME,
+                namespace=args.namespace,
+                labels=labels("sitemaps"),
+                # No rewrite-target until the first publication: the job adds it (see above).
+                annotations={
+                    "nginx.ingress.kubernetes.io/use-regex": "true",
+                    **skip_await_annotations(args.ingress.skip_await),
+                    **tls_annotations(args.ingress.tls),
+                    # An external S3 answers for its own name, not the public sitemaps host.
+                    **(
+                        {UPSTREAM_VHOST_ANNOTATION: args.storage.route_host}
+                        if args.storage.route_host
+                        else {}
+                    ),
+                },
+            ),
+            spec=IngressSpecArgs(
+                ingress_class_name=args.ingress.class_name,
+                tls=ingress_tls(args.ingress.tls, config.host, INGRESS_NAME) or None,
+                rules=[
+                    IngressRuleArgs(
+                        # A host of its own: ingress-nginx applies use-regex and rewrite-target
+                        # to every path of a host, which would break the API's routes (pitfall 9).
+                        host=config.host,
+                        http=HTTPIngressRuleValueArgs(
+                            paths=[
+                                HTTPIngressPathArgs(
+                                    path=SITEMAPS_PATH,
+                                    path_type="ImplementationSpecific",
+                                    backend=IngressBackendArgs(
+                                        service=IngressServiceBackendArgs(
+                                            name=args.storage.service_name,
+                                            port=ServiceBackendPortArgs(
+                                                number=args.storage.service_port
+                                            ),
+                                        )
+                                    ),
+                                )
+                            ]
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=list(SWITCHED_FIELDS)),
         )

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write what each stack would deploy, rendered under Pulumi's mocks, to <outdir>/<stack>.yaml.
 
-    .venv/bin/python scripts/render-manifests.py build/manifests          # dev and prod
+    .venv/bin/python scripts/render-manifests.py build/manifests          # dev, prod and gateway
     .venv/bin/python scripts/render-manifests.py build/manifests --scan   # then checkov, offline
 
 Secret values are redacted. No cluster, Docker or Pulumi CLI is needed.

@@ -21,7 +21,7 @@ import yaml
 from stack_render import ROOT, SECRET_MARK, Rendered, render_all
 from stack_variants import VARIANTS
 
-STACKS = ("dev", "prod")
+STACKS = ("dev", "prod", "gateway")
 CHECKOV_CONFIG = ROOT / ".checkov.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 REDACTED = "<redacted>"
@@ -39,6 +39,7 @@ KIND_ORDER = (
     "Deployment",
     "CronJob",
     "Ingress",
+    "HTTPRoute",
 )
 # Printed by the audit hook below for every attempt to reach an address off loopback.
 BLOCKED_MARK = "checkov-offline: blocked"

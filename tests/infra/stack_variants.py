@@ -36,6 +36,21 @@ SECTIONS = [
     {"name": "blog-posts", "query": "SELECT loc, NULL FROM posts"},
 ]
 
+GATEWAY_SECRETS = {
+    "storageAccessKey": "external-access-key-3e9a",
+    "storageSecretKey": "external-secret-key-71bd",
+}
+ENVOY_PROXY_LABELS = {"gateway.envoyproxy.io/owning-gateway-name": "shared-gateway"}
+DEV_GATEWAY = {
+    "kind": "gateway",
+    "gateway": {"name": "dev-gateway", "proxyPodLabels": ENVOY_PROXY_LABELS},
+}
+PLAIN_EXTERNAL_S3 = {
+    "kind": "external",
+    "endpoint": "objects.storage.example.test:9000",
+    "tls": False,
+}
+
 # Every way the tests run the program; all are rendered together, in forked children.
 VARIANTS = {
     "dev": Variant("dev"),
@@ -97,6 +112,40 @@ VARIANTS = {
     ),
     "short-root-password": Variant(
         "dev", secrets={"minioRootUser": "root-user", "minioRootPassword": SHORT_ROOT_PASSWORD}
+    ),
+    # The third example stack file: Gateway API routing and external S3.
+    "gateway": Variant("gateway", secrets=GATEWAY_SECRETS),
+    # Today's defaults written out render exactly what the dev stack file renders.
+    "dev-explicit-defaults": Variant(
+        "dev", overrides={"routing": {"kind": "ingress"}, "storage": {"kind": "minio"}}
+    ),
+    "gateway-with-minio": Variant("dev", overrides={"routing": DEV_GATEWAY}),
+    "gateway-preview": Variant("gateway", secrets=GATEWAY_SECRETS, preview=True),
+    "gateway-sitemaps-off": Variant(
+        "gateway",
+        secrets=GATEWAY_SECRETS,
+        overrides={
+            "sitemaps": {"enabled": False},
+            "routing": {"kind": "gateway", "gateway": {"name": "gw", "requestTimeout": False}},
+        },
+    ),
+    "ingress-with-external-s3": Variant(
+        "dev",
+        secrets=GATEWAY_SECRETS,
+        overrides={"storage": {**PLAIN_EXTERNAL_S3, "region": "eu-west-1"}},
+    ),
+    "external-tls-without-sitemaps": Variant(
+        "gateway",
+        secrets=GATEWAY_SECRETS,
+        overrides={
+            "storage": {**PLAIN_EXTERNAL_S3, "tls": True},
+            "sitemaps": {"enabled": False},
+        },
+    ),
+    "gateway-external-tls-refused": Variant(
+        "gateway",
+        secrets=GATEWAY_SECRETS,
+        overrides={"storage": {**PLAIN_EXTERNAL_S3, "tls": True}},
     ),
 }
 STACKS = ("dev", "prod", "dev-sql")

@@ -25,15 +25,24 @@ SCRIPT = ROOT / "scripts" / "render-manifests.py"
 
 
 @pytest.fixture(scope="module")
-def manifests(dev: Rendered, prod: Rendered, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def gateway(variant) -> Rendered:
+    """The third example stack file: Gateway API routing and external S3."""
+    result: Rendered = variant("gateway")
+    return result
+
+
+@pytest.fixture(scope="module")
+def manifests(
+    dev: Rendered, prod: Rendered, gateway: Rendered, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     outdir = tmp_path_factory.mktemp("manifests")
-    write_manifests({"dev": dev, "prod": prod}, outdir)
+    write_manifests({"dev": dev, "prod": prod, "gateway": gateway}, outdir)
     return outdir
 
 
 @pytest.fixture(scope="module")
 def scan(manifests: Path) -> Scan:
-    """One checkov run over both stacks' YAML and the Dockerfile."""
+    """One checkov run over the three stacks' YAML and the Dockerfile."""
     return run_checkov(scan_directory(manifests))
 
 
@@ -42,12 +51,14 @@ def test_no_check_fails(scan: Scan) -> None:
     assert scan.returncode == 0, scan.stdout[-4000:] + scan.stderr[-4000:]
 
 
-def test_both_frameworks_scanned_every_object(scan: Scan, dev: Rendered, prod: Rendered) -> None:
+def test_both_frameworks_scanned_every_object(
+    scan: Scan, dev: Rendered, prod: Rendered, gateway: Rendered
+) -> None:
     assert set(scan.summaries) == {"kubernetes", "dockerfile"}, scan.stderr[-4000:]
     for framework, summary in scan.summaries.items():
         assert summary["parsing_errors"] == 0, framework
         assert summary["passed"] > 0, framework
-    objects = len(documents(dev)) + len(documents(prod))
+    objects = len(documents(dev)) + len(documents(prod)) + len(documents(gateway))
     assert scan.summaries["kubernetes"]["resource_count"] >= objects
     assert scan.summaries["dockerfile"]["resource_count"] == 1
 
@@ -90,9 +101,9 @@ def test_the_network_guard_lets_loopback_through() -> None:
 
 
 def test_manifests_hold_every_object_with_secrets_redacted(
-    manifests: Path, dev: Rendered, prod: Rendered
+    manifests: Path, dev: Rendered, prod: Rendered, gateway: Rendered
 ) -> None:
-    for stack in (dev, prod):
+    for stack in (dev, prod, gateway):
         text = (manifests / f"{stack.stack}.yaml").read_text()
         written = list(yaml.safe_load_all(text))
         assert len(written) == len(stack.kubernetes())

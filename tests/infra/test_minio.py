@@ -7,7 +7,7 @@ from k8s_objects import containers, env, pod_spec
 from stack_render import Rendered, is_secret
 from stack_variants import OTHER_MINIO_IMAGE
 
-from infra.config import DEFAULT_MINIO_IMAGE
+from infra.config import DEFAULT_MINIO_IMAGE, SILO_IMAGE, parse_stack_config
 
 
 def minio(stack: Rendered) -> dict:
@@ -175,5 +175,17 @@ def test_no_disruption_budget_below_four_replicas(variant, replicas: int) -> Non
 
 def test_image_is_pinned_and_configurable(dev: Rendered, variant) -> None:
     assert containers(minio(dev))[0]["image"] == DEFAULT_MINIO_IMAGE
-    assert DEFAULT_MINIO_IMAGE == "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+    assert DEFAULT_MINIO_IMAGE == (
+        "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+        "@sha256:14cea493d9a34af32f524e538b8346cf79f3321eff8e708c1e2960462bd8936e"
+    )
     assert containers(minio(variant("minio-1")))[0]["image"] == OTHER_MINIO_IMAGE
+
+
+def test_the_maintained_drop_in_named_in_the_readme_is_accepted() -> None:
+    config = parse_stack_config(
+        {"api": {"host": "images.example.test"}, "minio": {"image": SILO_IMAGE}}, {}
+    )
+    assert config.minio.image == SILO_IMAGE
+    assert SILO_IMAGE.startswith("docker.io/pgsty/silo:RELEASE.")
+    assert "@sha256:" in SILO_IMAGE
