@@ -31,6 +31,7 @@ NEEDS = (
     (r"\bmake deploy\b", "minikube, Docker and the Pulumi CLI"),
     (r"\bpulumi\b", "the Pulumi CLI"),
     (r"\bkubectl\b", "a cluster"),
+    (r"\bhelm\b", "a cluster"),
     (r"\bminikube\b|scripts/minikube-docker-context\.sh", "minikube"),
     (r"\bdocker\b", "Docker"),
     (r"\bKUBECONFIG=\S+ .*-m cluster\b", "a cluster"),
@@ -72,12 +73,18 @@ def shell_blocks(markdown: str) -> Iterator[tuple[int, int, list[str]]]:
 
 
 def commands(markdown: str) -> list[Command]:
-    """Every command, continuation lines joined, comments and blank lines dropped."""
+    """Every command, continuation lines and here-documents joined, comments dropped."""
     found: list[Command] = []
     for block, first, lines in shell_blocks(markdown):
         pending = ""
         pending_line = first
+        here_end: str | None = None
         for offset, raw in enumerate(lines):
+            if here_end is not None:
+                found[-1] = Command(block, found[-1].line, f"{found[-1].text}\n{raw}")
+                if raw.strip() == here_end:
+                    here_end = None
+                continue
             if not pending:
                 pending_line = first + offset
             text = raw.rstrip()
@@ -89,6 +96,8 @@ def commands(markdown: str) -> list[Command]:
             code = re.sub(r"\s+#(?![^']*'[^']*$).*$", "", text).strip()
             if code and not code.startswith("#"):
                 found.append(Command(block, pending_line, code))
+                here = re.search(r"<<-?\s*'?\"?(\w+)'?\"?", code)
+                here_end = here.group(1) if here else None
     return found
 
 
