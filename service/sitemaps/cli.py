@@ -17,6 +17,7 @@ from service.sitemaps.entries import Row
 from service.sitemaps.errors import SitemapError
 from service.sitemaps.progress import Progress
 from service.sitemaps.sql_source import DEFAULT_DATABASE_URL
+from service.sitemaps.stopping import EXIT_CODE, Stopped, sigterm_raises_stopped
 
 if TYPE_CHECKING:
     from service.sitemaps.publisher import Publisher
@@ -193,7 +194,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="sitemaps: %(message)s", stream=sys.stderr)
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
+        with sigterm_raises_stopped():
+            return run(args)
+    except Stopped:
+        # The Ingress is only ever switched to a verified, complete generation; a bucket this
+        # run created and did not switch to is removed by the next publish, as after a crash.
+        print(
+            f"sitemaps: stopped by SIGTERM before {args.command} finished; nothing was half-published",
+            file=sys.stderr,
+        )
+        return EXIT_CODE
     except SitemapError as error:
         print(f"sitemaps: error: {error}", file=sys.stderr)
         return 1

@@ -1,0 +1,57 @@
+"""SIGTERM stops the sitemap job cleanly: one line, a non-zero exit, no worker left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+from service.sitemaps.stopping import EXIT_CODE
+
+# Far more rows than a run can write before the signal: the job is mid-generation when it comes.
+ENDLESS = (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 100000000) "
+    "SELECT 'https://example.test/item/' || i, NULL FROM n"
+)
+
+
+def test_sigterm_during_generate_exits_with_one_line(tmp_path) -> None:
+    database = tmp_path / "catalog.db"
+    sqlite3.connect(database).close()
+    out = tmp_path / "out"
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "service.sitemaps",
+            "generate",
+            "--source",
+            "sql",
+            "--database-url",
+            f"sqlite:///{database}",
+            "--query",
+            ENDLESS,
+            "--base-url",
+            "https://example.test/sitemaps",
+            "--out",
+            str(out),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 60
+    while not (out.is_dir() and any(out.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert job.poll() is None, job.communicate(timeout=10)[1]
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=30)
+    assert job.returncode == EXIT_CODE
+    last = stderr.strip().splitlines()[-1]
+    assert (
+        last == "sitemaps: stopped by SIGTERM before generate finished; nothing was half-published"
+    )
+    assert "Traceback" not in stderr
