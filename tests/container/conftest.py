@@ -12,13 +12,11 @@ from pathlib import Path
 import pytest
 
 from tests.container import engine
+from tests.container.engine import REPORT
 from tests.container.pod import PodContainer
 from tests.infra.stack_render import Rendered, Variant, render
 from tests.servers import serving
 from tests.sitemaps.conftest import FakeKube, _handler
-
-# Filled by the tests, printed at the end of the run (pytest_terminal_summary).
-REPORT: dict[str, str] = {}
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -21,6 +21,8 @@ TOOLS = ("buildah", "podman", "runc", "debootstrap")
 # 127.0.0.1: the test's servers listen on loopback only, and no packet leaves the host.
 HOST_LOOPBACK = "10.0.2.2"
 NETWORK = "slirp4netns:allow_host_loopback=true"
+# Filled by the tests, printed at the end of the run (conftest's pytest_terminal_summary).
+REPORT: dict[str, str] = {}
 
 
 def environment() -> dict[str, str]:

@@ -25,6 +25,9 @@ from tests.container.pod import PodContainer, Running, start
 from tests.servers import serving
 from tests.service.api_support import encode, photo
 
+# The first test of a session builds the image: a cold build takes minutes (README).
+pytestmark = pytest.mark.timeout(1500)
+
 IMAGES = {
     "photo.jpg": encode(photo(320, 240), "JPEG", quality=85),
     "photo.png": encode(photo(320, 240), "PNG"),

@@ -28,6 +28,9 @@ from tests.container.engine import HOST_LOOPBACK, Build
 from tests.container.pod import PodContainer, Running, start
 from tests.postgres import PostgresServer
 
+# The first test of a session builds the image: a cold build takes minutes (README).
+pytestmark = pytest.mark.timeout(1500)
+
 ROWS = 1_200
 QUERY = "SELECT loc, lastmod FROM items ORDER BY id"
 STOPPED_LINE = "sitemaps: stopped by SIGTERM before publish finished; nothing was half-published"
