@@ -13,7 +13,7 @@ import pytest
 
 from tests.container import engine
 from tests.container.engine import REPORT
-from tests.container.pod import PodContainer
+from tests.container.pod import PodContainer, ServiceAccount
 from tests.infra.stack_render import Rendered, Variant, render
 from tests.servers import serving
 from tests.sitemaps.conftest import FakeKube, _handler
@@ -61,7 +61,7 @@ class ClusterApi:
 
     fake: FakeKube
     port: int
-    service_account: Path
+    account: ServiceAccount
 
 
 def _certificate(directory: Path) -> tuple[Path, Path]:
@@ -99,19 +99,13 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
 def cluster_api(job_spec: PodContainer, tmp_path: Path) -> Iterator[ClusterApi]:
     """The suite's Kubernetes API stand-in over HTTPS, for the Ingress the job's env names.
 
-    The service-account directory holds what the kubelet projects into the job's pod: a token,
-    the cluster CA (here the stand-in's own certificate) and the namespace.
+    The pod's projected service-account volume gets a token and, as the cluster's CA, the
+    stand-in's own certificate.
     """
     env = job_spec.env()
     fake = FakeKube(namespace=env["SITEMAP_NAMESPACE"], name=env["SITEMAP_INGRESS"])
     key, cert = _certificate(tmp_path)
-    account = tmp_path / "serviceaccount"
-    account.mkdir(mode=0o755)
-    (account / "token").write_text("test-service-account-token")
-    (account / "ca.crt").write_bytes(cert.read_bytes())
-    (account / "namespace").write_text(job_spec.namespace)
-    for path in account.iterdir():
-        path.chmod(0o644)
+    account = ServiceAccount("test-service-account-token", cert.read_bytes())
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)

@@ -13,7 +13,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Mapping
@@ -39,6 +41,45 @@ _UNITS = {
 }
 # Kubernetes' default when a pod spec sets none.
 DEFAULT_GRACE_SECONDS = 30
+# Every field of the rendered specs is either run below or named here with why it is not, so a
+# new field in the Pulumi program (a startupProbe, a preStop hook, ...) fails the test until the
+# run follows it.
+NOT_RUN = {
+    "image": "the image under test takes its place",
+    "imagePullPolicy": "nothing is pulled here",
+    "seccompProfile": "podman's default seccomp profile stands in for the node's RuntimeDefault",
+    "fsGroupChangePolicy": "emptyDirs start empty and world-writable; nothing to chown",
+    "automountServiceAccountToken": "the projected service-account volume is run explicitly",
+    "serviceAccountName": "RBAC is the Kubernetes API stand-in's part",
+    "restartPolicy": "each container runs once; nothing restarts it",
+    "requests": "they only place the pod; there is no scheduler here",
+}
+RUN = {
+    "container": {
+        "name",
+        "command",
+        "args",
+        "env",
+        "ports",
+        "livenessProbe",
+        "readinessProbe",
+        "volumeMounts",
+        "securityContext",
+        "resources",
+    },
+    "pod": {"containers", "volumes", "securityContext", "terminationGracePeriodSeconds"},
+    "securityContext": {
+        "runAsUser",
+        "runAsGroup",
+        "runAsNonRoot",
+        "fsGroup",
+        "readOnlyRootFilesystem",
+        "capabilities",
+        "allowPrivilegeEscalation",
+        "privileged",
+    },
+    "resources": {"limits"},
+}
 
 
 def quantity(value: str) -> float:
@@ -49,6 +90,14 @@ def quantity(value: str) -> float:
     if unit == "m":
         return float(match["number"]) / 1000
     return float(match["number"]) * _UNITS[unit]
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    """What the kubelet projects for a pod's service account: its token and the cluster's CA."""
+
+    token: str
+    ca_pem: bytes
 
 
 @dataclass
@@ -78,6 +127,19 @@ class PodContainer:
                 values[key] = base64.b64decode(encoded).decode()
             data[secret["metadata"]["name"]] = values
         return cls(pod_spec, containers[0], workload["metadata"]["namespace"], data)
+
+    def not_run(self) -> list[str]:
+        """Fields of this spec that neither the run below follows nor NOT_RUN explains."""
+        fields = [
+            *(("container", key) for key in self.container),
+            *(("pod", key) for key in self.pod_spec),
+            *(("securityContext", key) for key in self.container.get("securityContext") or {}),
+            *(("securityContext", key) for key in self.pod_spec.get("securityContext") or {}),
+            *(("resources", key) for key in self.container.get("resources") or {}),
+        ]
+        return sorted(
+            {f"{where}.{key}" for where, key in fields if key not in RUN[where] | set(NOT_RUN)}
+        )
 
     def _security(self, key: str) -> Any:
         own = self.container.get("securityContext") or {}
@@ -124,7 +186,29 @@ class PodContainer:
         """The names of the pod's emptyDir volumes."""
         return {v["name"] for v in self.pod_spec.get("volumes") or [] if "emptyDir" in v}
 
-    def _volumes(self, service_account: Path | None) -> list[str]:
+    def _project(self, volume: dict[str, Any], account: ServiceAccount, into: Path) -> Path:
+        """Write a projected volume's files as the kubelet would, from its sources' items."""
+        into.mkdir(mode=0o755)
+        files: dict[str, bytes] = {}
+        for source in volume["projected"]["sources"]:
+            if "serviceAccountToken" in source:
+                files[source["serviceAccountToken"]["path"]] = account.token.encode()
+            elif source.get("configMap", {}).get("name") == "kube-root-ca.crt":
+                for item in source["configMap"]["items"]:
+                    assert item["key"] == "ca.crt", item
+                    files[item["path"]] = account.ca_pem
+            elif "downwardAPI" in source:
+                for item in source["downwardAPI"]["items"]:
+                    assert item["fieldRef"]["fieldPath"] == "metadata.namespace", item
+                    files[item["path"]] = self.namespace.encode()
+            else:
+                raise AssertionError(f"projected volume: unsupported source {source}")
+        for name, content in files.items():
+            (into / name).write_bytes(content)
+            (into / name).chmod(0o644)
+        return into
+
+    def _volumes(self, account: ServiceAccount | None, scratch: Path) -> list[str]:
         volumes = {volume["name"]: volume for volume in self.pod_spec.get("volumes") or []}
         args = []
         for mount in self.container.get("volumeMounts") or []:
@@ -135,8 +219,9 @@ class PodContainer:
                 # Empty and world-writable, as the kubelet makes an emptyDir.
                 args += ["--tmpfs", f"{target}:rw,size={size},mode=0777,notmpcopyup"]
             elif "projected" in volume:
-                assert service_account is not None, f"{mount['name']} needs a service account"
-                args += ["--volume", f"{service_account}:{target}:ro"]
+                assert account is not None, f"{mount['name']} needs a service account"
+                files = self._project(volume, account, scratch / mount["name"])
+                args += ["--volume", f"{files}:{target}:ro"]
             else:
                 raise AssertionError(f"volume {mount['name']}: unsupported kind {volume}")
         return args
@@ -147,11 +232,13 @@ class PodContainer:
         name: str,
         overrides: Mapping[str, str],
         ports: Mapping[int, int],
-        service_account: Path | None,
+        account: ServiceAccount | None,
+        scratch: Path,
         extra_mounts: Mapping[Path, str],
         command: list[str] | None,
     ) -> list[str]:
         """`podman run` arguments for this container."""
+        assert not self.not_run(), f"pod.py does not run {', '.join(self.not_run())} yet"
         security = self.container.get("securityContext") or {}
         uid, gid = self.user
         args = [
@@ -184,7 +271,7 @@ class PodContainer:
             args.append(f"--cpus={quantity(limits['cpu'])}")
         for container_port, host_port in ports.items():
             args.append(f"--publish=127.0.0.1:{host_port}:{container_port}")
-        args += self._volumes(service_account)
+        args += self._volumes(account, scratch)
         for source, target in extra_mounts.items():
             args.append(f"--volume={source}:{target}")
         env = self.env()
@@ -213,6 +300,7 @@ class Running:
 
     spec: PodContainer
     name: str
+    scratch: Path
     ports: dict[int, int] = field(default_factory=dict)
 
     def url(self, port: str | int, path: str = "/") -> str:
@@ -286,26 +374,33 @@ class Running:
 
     def remove(self) -> None:
         tool("podman", "rm", "--force", "--time=0", self.name, check=False)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def start(
     spec: PodContainer,
     image: str,
     overrides: Mapping[str, str],
-    service_account: Path | None = None,
+    account: ServiceAccount | None = None,
     extra_mounts: Mapping[Path, str] | None = None,
     command: list[str] | None = None,
 ) -> Running:
     """Start `spec` detached; the caller removes it (see `Running.remove`)."""
     name = f"kip-test-{uuid.uuid4().hex[:8]}"
     ports = {spec.port(p["containerPort"]): free_port() for p in spec.container.get("ports") or []}
-    args = spec.run_args(
-        image, name, overrides, ports, service_account, extra_mounts or {}, command
-    )
+    scratch = Path(tempfile.mkdtemp(prefix=f"{name}-"))
+    scratch.chmod(0o755)
+    running = Running(spec, name, scratch, ports)
+    try:
+        args = spec.run_args(
+            image, name, overrides, ports, account, scratch, extra_mounts or {}, command
+        )
+    except BaseException:
+        running.remove()
+        raise
     completed = subprocess.run(
         args, capture_output=True, text=True, timeout=120, check=False, env=environment()
     )
-    running = Running(spec, name, ports)
     if completed.returncode != 0:
         running.remove()
         raise AssertionError(f"podman run failed:\n{completed.stderr[-4000:]}")

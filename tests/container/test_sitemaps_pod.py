@@ -98,7 +98,7 @@ def test_generate_from_sqlite(
     )
     # The test's own mounts: the database read-only, and a directory to read the files back.
     mounts = {data: "/data:ro", out_dir: "/out"}
-    account = cluster_api.service_account
+    account = cluster_api.account
     running = start(job_spec, built.image, {}, account, extra_mounts=mounts, command=command)
     container.append(running)
     assert running.wait(120) == 0, running.logs()
@@ -126,7 +126,7 @@ def test_generate_from_postgresql(
             )
     url = postgres_server.url.replace("@127.0.0.1:", f"@{HOST_LOOPBACK}:")
     command = _generate_command(job_spec, "--database-url", url, "--out", "/out")
-    account = cluster_api.service_account
+    account = cluster_api.account
     running = start(
         job_spec, built.image, {}, account, extra_mounts={out_dir: "/out"}, command=command
     )
@@ -158,7 +158,7 @@ def _publish(
         "KUBERNETES_SERVICE_HOST": HOST_LOOPBACK,
         "KUBERNETES_SERVICE_PORT": str(cluster_api.port),
     }
-    return start(job_spec, built.image, overrides, service_account=cluster_api.service_account)
+    return start(job_spec, built.image, overrides, account=cluster_api.account)
 
 
 def test_publish_switches_the_ingress(
