@@ -7,6 +7,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,8 +74,16 @@ def base_digest() -> str:
     pinned = default_digest()
     official = tool("buildah", "inspect", "--type", "image", f"{BASE}@{pinned}", check=False)
     if official.returncode == 0:
+        REPORT["base"] = f"the official {BASE}@{pinned}"
         return pinned
-    return standin_base.ensure().digest
+    started = time.monotonic()
+    made = standin_base.existing()
+    how = "reused"
+    if made is None:
+        made = standin_base.build()
+        how = f"made in {time.monotonic() - started:.0f} s"
+    REPORT["base"] = f"stand-in {made.reference} ({how}; see tests/container/standin_base.py)"
+    return made.digest
 
 
 def ca_bundle() -> Path | None:
@@ -92,22 +101,19 @@ class Build:
     seconds: float
 
 
-def build(image: str = IMAGE) -> Build:
-    """Build the root Dockerfile unchanged; only the base digest is passed, as a build argument.
+def build_command(context: Path, digest: str, image: str) -> list[str]:
+    """`buildah build` of `context`'s Dockerfile with only the base digest passed to it.
 
     The host's CA bundle is mounted over the build stages' bundle for their RUN steps only
     (buildah --volume), so pip and uv can reach PyPI through an inspecting proxy; a mount is
     never part of a layer.
     """
-    import time
-
-    digest = base_digest()
     command = [
         "buildah",
         "build",
         "--pull=never",
         "--layers",
-        # The build downloads from Debian's mirror and PyPI; the runs below do not.
+        # The build downloads from Debian's mirror and PyPI; the containers run below do not.
         "--network",
         "host",
         "--build-arg",
@@ -115,13 +121,19 @@ def build(image: str = IMAGE) -> Build:
         "--tag",
         image,
         "--file",
-        str(ROOT / "Dockerfile"),
+        str(context / "Dockerfile"),
     ]
     bundle = ca_bundle()
     if bundle is not None:
         command += ["--volume", f"{bundle}:/etc/ssl/certs/ca-certificates.crt:ro"]
+    return [*command, str(context)]
+
+
+def build(image: str = IMAGE) -> Build:
+    """Build the root Dockerfile unchanged, on the pinned base or the stand-in."""
+    digest = base_digest()
     started = time.monotonic()
-    tool(*command, str(ROOT), timeout=1200)
+    tool(*build_command(ROOT, digest, image), timeout=1200)
     return Build(image, digest, time.monotonic() - started)
 
 

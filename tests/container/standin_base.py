@@ -129,12 +129,7 @@ def build(name: str = NAME) -> BaseImage:
     return made
 
 
-def ensure(name: str = NAME) -> BaseImage:
-    """The stand-in, made once and reused while this recipe is unchanged."""
-    return existing(name) or build(name)
-
-
 if __name__ == "__main__":
-    image = ensure()
+    image = existing() or build()
     print(image.reference)
     sys.exit(0)
