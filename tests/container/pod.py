@@ -39,6 +39,10 @@ _UNITS = {
     "M": 10**6,
     "G": 10**9,
 }
+# Created by podman (as by the kubelet) to mount /etc/hosts, /etc/hostname and /etc/resolv.conf.
+ENGINE_MOUNT_POINTS = frozenset(
+    {"/etc", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run", "/run/.containerenv"}
+)
 # Kubernetes' default when a pod spec sets none.
 DEFAULT_GRACE_SECONDS = 30
 # Every field of the rendered specs is either run below or named here with why it is not, so a
@@ -366,11 +370,22 @@ class Running:
         """Run `command` in the running container, as its user."""
         return tool("podman", "exec", self.name, *command, check=False)
 
-    def diff(self) -> list[str]:
-        """What changed in the container's own layer, as podman diff lists it."""
+    def written(self) -> list[str]:
+        """What changed in the container's own layer, beyond the mount points podman made.
+
+        podman (as the kubelet's runtime) creates the mount points of /etc/hosts and friends and
+        of the pod's volumes in that layer; anything else there was written by the process.
+        """
         completed = tool("podman", "diff", "--format", "json", self.name)
         document = json.loads(completed.stdout or "{}")
-        return sorted(path for paths in document.values() for path in paths or [])
+        allowed = set(ENGINE_MOUNT_POINTS)
+        for mount in self.spec.container.get("volumeMounts") or []:
+            # /var/run is a symbolic link to /run in Debian images.
+            path = Path(re.sub(r"^/var/run(?=/|$)", "/run", mount["mountPath"]))
+            allowed |= {str(path), *(str(parent) for parent in path.parents)}
+        return sorted(
+            path for paths in document.values() for path in paths or [] if path not in allowed
+        )
 
     def remove(self) -> None:
         tool("podman", "rm", "--force", "--time=0", self.name, check=False)

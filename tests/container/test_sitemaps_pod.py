@@ -176,6 +176,8 @@ def test_publish_switches_the_ingress(
     assert cluster_api.fake.live == generation
     index = client.get_object(generation, "sitemap.xml").read().decode()
     assert "sitemap-00001.xml.gz" in index
+    # Read-only root: the process wrote nothing outside its emptyDirs.
+    assert running.written() == []
 
 
 def test_sigterm_during_publish_leaves_the_ingress_alone(
