@@ -33,7 +33,7 @@ def built() -> engine.Build:
     if reason is not None:
         pytest.skip(reason)
     build = engine.build()
-    REPORT["build"] = f"{build.seconds:.0f} s (buildah, reusing cached layers)"
+    REPORT["build"] = f"{build.seconds:.0f} s (buildah build --layers)"
     return build
 
 

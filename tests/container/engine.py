@@ -19,9 +19,10 @@ IMAGE = "localhost/kube-image-processing:container-test"
 BASE = "python:3.11-slim-bookworm"
 TOOLS = ("buildah", "podman", "runc", "debootstrap")
 # Inside a container on slirp4netns with allow_host_loopback, this address is the host's
-# 127.0.0.1: the test's servers listen on loopback only, and no packet leaves the host.
+# 127.0.0.1, where the test's servers listen. slirp makes every other outbound connection from
+# 127.0.0.1 too, which the host's kernel cannot route anywhere: no packet leaves the host.
 HOST_LOOPBACK = "10.0.2.2"
-NETWORK = "slirp4netns:allow_host_loopback=true"
+NETWORK = "slirp4netns:allow_host_loopback=true,outbound_addr=127.0.0.1"
 # Filled by the tests, printed at the end of the run (conftest's pytest_terminal_summary).
 REPORT: dict[str, str] = {}
 

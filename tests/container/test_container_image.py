@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.engine import BASE, REPORT, Build, ca_bundle, image_size, tool
+from tests.container.engine import BASE, NETWORK, REPORT, Build, ca_bundle, image_size, tool
 
 # The first test of a session builds the image: a cold build takes minutes (README).
 pytestmark = pytest.mark.timeout(1500)
@@ -90,3 +91,22 @@ def test_size_and_biggest_packages_are_reported(built: Build) -> None:
         for kib, path in (line.split() for line in biggest)
     )
     assert size > base
+
+
+def test_containers_reach_nothing_but_the_hosts_loopback(built: Build) -> None:
+    """On the tests' network a connection anywhere else is unreachable: slirp's connect from
+    127.0.0.1 fails in the host's kernel, before any packet (without outbound_addr it would be
+    attempted from the host's own address)."""
+    probe = (
+        "import socket\n"
+        "try:\n"
+        "    socket.create_connection(('192.0.2.1', 80), timeout=10)\n"  # TEST-NET-1, RFC 5737
+        "    print('connected')\n"
+        "except OSError as error:\n"
+        "    print(error.errno)\n"
+    )
+    completed = tool(
+        "podman", "run", "--rm", "--pull=never", f"--network={NETWORK}", built.image,
+        "python", "-c", probe,
+    )  # fmt: skip
+    assert completed.stdout.strip() == str(errno.ENETUNREACH)
