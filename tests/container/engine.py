@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
 IMAGE = "localhost/kube-image-processing:container-test"
 BASE = "python:3.11-slim-bookworm"
-TOOLS = ("buildah", "podman", "runc", "debootstrap")
+TOOLS = ("buildah", "podman", "runc", "slirp4netns", "debootstrap", "openssl")
 # Inside a container on slirp4netns with allow_host_loopback, this address is the host's
 # 127.0.0.1, where the test's servers listen. slirp makes every other outbound connection from
 # 127.0.0.1 too, which the host's kernel cannot route anywhere: no packet leaves the host.
@@ -38,7 +38,7 @@ def missing_reason() -> str | None:
     if missing:
         return (
             f"container test needs {', '.join(missing)} "
-            f"(apt-get install buildah podman runc debootstrap uidmap)"
+            f"(apt-get install buildah podman runc slirp4netns debootstrap uidmap openssl)"
         )
     if os.geteuid() != 0:
         return "container test needs root (debootstrap for the stand-in base image, runc's cgroups)"
