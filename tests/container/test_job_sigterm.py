@@ -1,4 +1,8 @@
-"""SIGTERM stops the sitemap job cleanly: one line, a non-zero exit, no worker left behind."""
+"""SIGTERM stops the sitemap job cleanly: one line, a non-zero exit, no worker left behind.
+
+The defect the container run found (as PID 1 the job ignored SIGTERM and waited for SIGKILL),
+checked here on the host too, so it runs even where no container can.
+"""
 
 from __future__ import annotations
 
