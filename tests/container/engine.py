@@ -36,9 +36,12 @@ def missing_reason() -> str | None:
     """One line naming what is missing to build and run the image here, or None."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
+        # Docker is not used instead: its containers reach the host's loopback only through host
+        # networking, which would let them send packets anywhere.
+        docker = "; a Docker engine is not used" if shutil.which("docker") else ""
         return (
             f"container test needs {', '.join(missing)} "
-            f"(apt-get install buildah podman runc slirp4netns debootstrap uidmap openssl)"
+            f"(apt-get install buildah podman runc slirp4netns debootstrap uidmap openssl){docker}"
         )
     if os.geteuid() != 0:
         return "container test needs root (debootstrap for the stand-in base image, runc's cgroups)"

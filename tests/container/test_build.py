@@ -48,7 +48,9 @@ def test_the_base_digest_is_honoured(built: Build, tmp_path: Path) -> None:
 
 
 def test_missing_tools_are_named_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shutil, "which", lambda name: None if name in ("podman", "runc") else name)
+    monkeypatch.setattr(
+        shutil, "which", lambda name: None if name in ("podman", "runc", "docker") else name
+    )
     reason = missing_reason()
     assert reason is not None
     assert reason.startswith("container test needs podman, runc (apt-get install")
