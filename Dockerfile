@@ -9,14 +9,16 @@ ARG PYTHON_DIGEST=sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb9
 FROM python:3.11-slim-bookworm@${PYTHON_DIGEST} AS build
 # uv installs exactly what uv.lock pins; only the runtime dependencies, never infra or dev.
 # --locked: a uv.lock that no longer matches pyproject.toml fails the build instead of being used.
-# UV_SYSTEM_CERTS: trust the system's CA store, so a build behind a TLS-inspecting proxy works
-# when that store is mounted for the build (it stays in this stage; nothing of it is copied).
-RUN pip install --no-cache-dir uv==0.13.9
-ENV UV_COMPILE_BYTECODE=1 \
+# PIP_CERT and UV_SYSTEM_CERTS: pip and uv trust the system's CA store rather than their own
+# copies, so a build behind a TLS-inspecting proxy works when that store is mounted for the
+# build (mounts are never part of a layer, and nothing of this stage but /opt/venv is copied).
+ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_SYSTEM_CERTS=1 \
     UV_PROJECT_ENVIRONMENT=/opt/venv \
     UV_PYTHON_DOWNLOADS=never
+RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
 RUN uv sync --locked --no-default-groups --no-install-project
