@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from service.sitemaps.errors import SitemapError
 from service.sitemaps.sections import Query, Section, from_json, from_options
+from service.sitemaps.stopping import EXIT_CODE, Stopped, sigterm_raises_stopped
 
 # Only the standard library and the modules above load before a command runs: `generate`
 # then imports what its source needs, and a Python without the project's packages gets
@@ -354,9 +355,20 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; every expected failure is one line on stderr and a non-zero exit."""
     logging.basicConfig(level=logging.INFO, format="sitemaps: %(message)s", stream=sys.stderr)
+    # The Kubernetes client's HTTP library logs every request at INFO; errors speak for themselves.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
-        return run(args)
+        with sigterm_raises_stopped():
+            return run(args)
+    except Stopped:
+        # The Ingress is only ever switched to a verified, complete generation; a bucket this
+        # run created and did not switch to is removed by the next publish, as after a crash.
+        print(
+            f"sitemaps: stopped by SIGTERM before {args.command} finished; nothing was half-published",
+            file=sys.stderr,
+        )
+        return EXIT_CODE
     except SitemapError as error:
         print(f"sitemaps: error: {error}", file=sys.stderr)
         return 1

@@ -384,7 +384,9 @@ def _write_split(
     finally:
         channel.close()
         worker_end.close()
-        if worker is not None:
+        # No pid: a stop (SIGTERM) came while it was being started; then there is nothing to
+        # join, and a half-started child exits by itself when its set-up pipe closes.
+        if worker is not None and worker.pid is not None:
             if worker.is_alive():
                 worker.terminate()
             worker.join()

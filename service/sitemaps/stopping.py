@@ -1,0 +1,39 @@
+"""SIGTERM as an exception, so that a stopped job unwinds through its clean-up and says so."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+# The shell's convention for "ended by SIGTERM": 128 + 15.
+EXIT_CODE = 128 + signal.SIGTERM
+
+
+class Stopped(BaseException):
+    """SIGTERM arrived. A BaseException, so that no `except Exception` on the way swallows it."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    # One stop is enough: a second SIGTERM must not interrupt the clean-up the first started.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Stopped
+
+
+@contextmanager
+def sigterm_raises_stopped() -> Iterator[None]:
+    """Within the block, SIGTERM raises Stopped in the main thread.
+
+    As PID 1 of a container, a process without a handler never dies of SIGTERM (the kernel
+    drops signals whose action is the default), so a stopped Job would wait for SIGKILL.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may handle signals (e.g. main() called from a test thread)
+        return
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
