@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from service import contenttype, imaging
+from service.admission import Admission
 from service.fetch import fetch
 from service.observability import CONVERSION
 from service.settings import FetchSettings
@@ -35,6 +36,7 @@ class ImageApi:
 
     storage: Storage
     fetch_settings: FetchSettings
+    admission: Admission
 
 
 def _api() -> ImageApi:
@@ -47,7 +49,7 @@ def download() -> tuple[Response, int]:
     """Download the image at `url` and store it under its SHA-256."""
     url = _field("url")
     api = _api()
-    with fetch(url, api.fetch_settings) as downloaded:
+    with api.admission.download_slot(), fetch(url, api.fetch_settings) as downloaded:
         content_type = contenttype.detect(downloaded.file)
         imaging.check(downloaded.file, api.fetch_settings.max_image_pixels)
         downloaded.file.seek(0)
@@ -72,7 +74,7 @@ def process() -> tuple[Response, int]:
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as original:
         storage.read_into(storage.incoming, source, original)
         started = time.perf_counter()
-        result = imaging.greyscale(original, _api().fetch_settings.max_image_pixels)
+        result = _api().admission.greyscale(original, _api().fetch_settings.max_image_pixels)
         CONVERSION.labels(result.content_type).observe(time.perf_counter() - started)
     name = hashlib.sha256(result.data).hexdigest()
     storage.put_if_absent(

@@ -11,6 +11,11 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+# The dev stack's limit; a pod passes its own down from the container spec.
+DEFAULT_MEMORY_LIMIT_BYTES = 512 * 1024 * 1024
+MIN_MEMORY_LIMIT_BYTES = 256 * 1024 * 1024
+
+
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names it in one line."""
 
@@ -122,6 +127,36 @@ class ApiSettings:
         )
 
 
+@dataclass(frozen=True)
+class ServingSettings:
+    """What one pod may spend on slow clients, slow origins and conversions."""
+
+    header_timeout_seconds: int
+    body_min_bytes_per_second: int
+    max_connections: int
+    max_downloads: int
+    memory_limit_bytes: int
+    conversion_timeout_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
+        env = os.environ if env is None else env
+        memory = int(_positive(env, "MEMORY_LIMIT_BYTES", DEFAULT_MEMORY_LIMIT_BYTES, int))
+        if memory < MIN_MEMORY_LIMIT_BYTES:
+            raise SettingsError(
+                f"MEMORY_LIMIT_BYTES must be at least {MIN_MEMORY_LIMIT_BYTES} (256 MiB), "
+                f"got {memory}"
+            )
+        return cls(
+            header_timeout_seconds=int(_positive(env, "HEADER_TIMEOUT_SECONDS", 5, int)),
+            body_min_bytes_per_second=int(_positive(env, "BODY_MIN_BYTES_PER_SECOND", 4096, int)),
+            max_connections=int(_positive(env, "MAX_CONNECTIONS", 1000, int)),
+            max_downloads=int(_positive(env, "MAX_DOWNLOADS", 8, int)),
+            memory_limit_bytes=memory,
+            conversion_timeout_seconds=_positive(env, "CONVERSION_TIMEOUT_SECONDS", 30.0, float),
+        )
+
+
 def web_concurrency(env: Mapping[str, str] | None = None) -> int:
     """gunicorn's worker count, from WEB_CONCURRENCY (default 2)."""
     env = os.environ if env is None else env
@@ -136,4 +171,5 @@ def check_all(env: Mapping[str, str] | None = None) -> None:
     StorageSettings.from_env(env)
     FetchSettings.from_env(env)
     ApiSettings.from_env(env)
+    ServingSettings.from_env(env)
     web_concurrency(env)

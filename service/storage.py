@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, TypeVar
@@ -98,7 +97,6 @@ class Storage:
             http_client=http,
         )
         self._buckets_ready = False
-        self._lock = threading.Lock()
 
     def ensure_buckets(self) -> None:
         """Create whichever bucket is missing; a replica creating it at the same time is fine."""
@@ -212,9 +210,10 @@ class Storage:
         )
 
     def _ensure_once(self) -> None:
-        with self._lock:
-            if not self._buckets_ready:
-                self.ensure_buckets()
+        # No lock: ensure_buckets may run twice harmlessly, while a native lock held across
+        # its network calls would stop a whole gevent worker (its threads are not patched).
+        if not self._buckets_ready:
+            self.ensure_buckets()
 
     def _classify(self, error: S3Error) -> Exception:
         if error.code in _MISSING:
