@@ -22,16 +22,13 @@ from typing import IO, Any
 from PIL import Image
 
 from service import imaging, offload
-from service.settings import ServingSettings
+from service.settings import ServingSettings, conversion_budget
 
 log = logging.getLogger(__name__)
 
 # Measured peak bytes per pixel while converting (bench/serving.py --memory), rounded up:
 # random pixels, the worst case for every encoder. WebP's encoder is by far the hungriest.
 BYTES_PER_PIXEL = {"JPEG": 4, "GIF": 8, "PNG": 14, "WEBP": 32}
-# What the processes cost before any conversion: gunicorn's master and each idle worker.
-MASTER_BYTES = 48 * 1024 * 1024
-WORKER_BYTES = 112 * 1024 * 1024
 # A conversion that finds the budget spent waits this long for it, then answers 503.
 BUDGET_WAIT_SECONDS = 5.0
 _POLL_SECONDS = 0.05
@@ -121,11 +118,6 @@ def _shared() -> _Ledgers:
         share()
     assert _ledgers is not None
     return _ledgers
-
-
-def conversion_budget(settings: ServingSettings, workers: int) -> int:
-    """Bytes that conversions may hold at once: the memory limit less the processes' own."""
-    return settings.memory_limit_bytes - MASTER_BYTES - WORKER_BYTES * workers
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     )
     app.wsgi_app = BodyGuard(  # type: ignore[method-assign]
         app.wsgi_app,
+        max_bytes=MAX_REQUEST_BYTES,
         grace_seconds=serving.header_timeout_seconds,
         min_bytes_per_second=serving.body_min_bytes_per_second,
     )

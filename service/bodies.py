@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterable
 from typing import IO, Any
@@ -60,21 +61,54 @@ class _RateLimitedInput:
 
 
 class BodyGuard:
-    """WSGI middleware in front of the app: see the module docstring."""
+    """WSGI middleware: reads the whole body before the app runs, within size and rate.
 
-    def __init__(self, app: Any, *, grace_seconds: float, min_bytes_per_second: int) -> None:
+    A chunked body has no Content-Length, and werkzeug's reader stops at the size limit
+    silently; read here, a body over `max_bytes` reaches the app announced as too large,
+    so Flask answers 413 however the body was framed.
+    """
+
+    def __init__(
+        self, app: Any, *, max_bytes: int, grace_seconds: float, min_bytes_per_second: int
+    ) -> None:
         self.app = app
+        self.max_bytes = max_bytes
         self.grace_seconds = grace_seconds
         self.min_bytes_per_second = min_bytes_per_second
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
-        if chunked and not environ.get("CONTENT_LENGTH"):
-            # The server ends the chunked stream itself; with this flag werkzeug applies
-            # MAX_CONTENT_LENGTH to it (413) instead of reading it as empty.
-            environ["wsgi.input_terminated"] = True
-        if offload.gevent_hub() is not None:
-            environ["wsgi.input"] = _RateLimitedInput(
-                environ["wsgi.input"], self.grace_seconds, self.min_bytes_per_second
-            )
+        length = _content_length(environ)
+        if chunked or (length is not None and 0 < length <= self.max_bytes):
+            stream: Any = environ["wsgi.input"]
+            if offload.gevent_hub() is not None:
+                stream = _RateLimitedInput(stream, self.grace_seconds, self.min_bytes_per_second)
+            try:
+                # Never past Content-Length: the next request of the connection follows.
+                body = _read_up_to(stream, length if length is not None else self.max_bytes + 1)
+            except BodyTooSlowError as error:
+                return error.get_response(environ)(environ, start_response)  # type: ignore[no-any-return]
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+            if len(body) > self.max_bytes:
+                environ["CONTENT_LENGTH"] = str(len(body))  # werkzeug refuses it unread: 413
+                body = b""
+            else:
+                environ["CONTENT_LENGTH"] = str(len(body))
+            environ["wsgi.input"] = io.BytesIO(body)
         return self.app(environ, start_response)
+
+
+def _content_length(environ: dict[str, Any]) -> int | None:
+    try:
+        return int(environ.get("CONTENT_LENGTH") or "")
+    except ValueError:
+        return None
+
+
+def _read_up_to(stream: Any, limit: int) -> bytes:
+    pieces: list[bytes] = []
+    size = 0
+    while size < limit and (piece := stream.read(min(_PIECE, limit - size))):
+        pieces.append(piece)
+        size += len(piece)
+    return b"".join(pieces)

@@ -20,9 +20,13 @@ from gevent import socket as gsocket
 from gunicorn import util
 from gunicorn.workers.ggevent import GeventWorker
 
+_close_graceful = util.close_graceful
+
 # Connections past the limit still get accepted, answered 503 and closed.
 REFUSE_SLOTS = 100
 _REFUSE_SECONDS = 1.0
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 1024 * 1024
 
 
 def json_error(status: int, reason: str, message: str) -> bytes:
@@ -41,6 +45,10 @@ def json_error(status: int, reason: str, message: str) -> bytes:
 
 def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, json_error(status_int, reason, mesg))
+
+
+def _close_lingering(sock: Any) -> None:
+    _close_graceful(sock, timeout=LINGER_SECONDS, max_drain=LINGER_BYTES)
 
 
 class Worker(GeventWorker):
@@ -62,6 +70,10 @@ class Worker(GeventWorker):
     def init_process(self) -> None:
         # gunicorn writes its own error pages through this one function.
         util.write_error = _write_json_error
+        # gevent's worker closes at once; with request bytes still unread (a body over the
+        # limit, a request line too long) the kernel then resets the connection and the
+        # client may never read the answer. gunicorn's other workers linger like this.
+        util.close = _close_lingering
         super().init_process()
 
     def handle(self, listener: Any, client: Any, addr: Any) -> None:

@@ -11,9 +11,14 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+MIB = 1024 * 1024
 # The dev stack's limit; a pod passes its own down from the container spec.
-DEFAULT_MEMORY_LIMIT_BYTES = 512 * 1024 * 1024
-MIN_MEMORY_LIMIT_BYTES = 256 * 1024 * 1024
+DEFAULT_MEMORY_LIMIT_BYTES = 512 * MIB
+# What the processes cost before any conversion (measured: bench/serving.py --memory),
+# gunicorn's master and each idle worker; conversions get the rest of the memory limit.
+MASTER_BYTES = 48 * MIB
+WORKER_BYTES = 112 * MIB
+MIN_CONVERSION_BUDGET_BYTES = 16 * MIB
 
 
 class SettingsError(ValueError):
@@ -142,11 +147,6 @@ class ServingSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
         env = os.environ if env is None else env
         memory = int(_positive(env, "MEMORY_LIMIT_BYTES", DEFAULT_MEMORY_LIMIT_BYTES, int))
-        if memory < MIN_MEMORY_LIMIT_BYTES:
-            raise SettingsError(
-                f"MEMORY_LIMIT_BYTES must be at least {MIN_MEMORY_LIMIT_BYTES} (256 MiB), "
-                f"got {memory}"
-            )
         return cls(
             header_timeout_seconds=int(_positive(env, "HEADER_TIMEOUT_SECONDS", 5, int)),
             body_min_bytes_per_second=int(_positive(env, "BODY_MIN_BYTES_PER_SECOND", 4096, int)),
@@ -166,10 +166,24 @@ def web_concurrency(env: Mapping[str, str] | None = None) -> int:
     return int(raw)
 
 
+def conversion_budget(serving: ServingSettings, workers: int) -> int:
+    """Bytes that conversions may hold at once in a pod: the limit less the processes' own."""
+    return serving.memory_limit_bytes - MASTER_BYTES - WORKER_BYTES * workers
+
+
+def _check_budget(serving: ServingSettings, workers: int) -> None:
+    budget = conversion_budget(serving, workers)
+    if budget < MIN_CONVERSION_BUDGET_BYTES:
+        needed = (MASTER_BYTES + WORKER_BYTES * workers + MIN_CONVERSION_BUDGET_BYTES) // MIB
+        raise SettingsError(
+            f"MEMORY_LIMIT_BYTES={serving.memory_limit_bytes} is too small for "
+            f"WEB_CONCURRENCY={workers} workers: give at least {needed} MiB"
+        )
+
+
 def check_all(env: Mapping[str, str] | None = None) -> None:
     """Raise SettingsError for the first setting of the image API that is missing or invalid."""
     StorageSettings.from_env(env)
     FetchSettings.from_env(env)
     ApiSettings.from_env(env)
-    ServingSettings.from_env(env)
-    web_concurrency(env)
+    _check_budget(ServingSettings.from_env(env), web_concurrency(env))
