@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import logging
 import math
 import multiprocessing
@@ -208,17 +207,18 @@ def _mib(amount: int) -> int:
     return math.ceil(amount / (1024 * 1024))
 
 
-_libc: Any = None
+def _malloc_trim() -> Any:
+    # The process's own symbols: glibc's malloc_trim where glibc is the C library.
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except OSError:
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
 
 
 def trim_memory() -> None:
     """Give freed heap back to the kernel (glibc's malloc_trim); nothing elsewhere."""
-    global _libc
-    if _libc is None:
-        name = ctypes.util.find_library("c")
-        try:
-            _libc = ctypes.CDLL(name) if name else False
-        except OSError:
-            _libc = False
-    if _libc and hasattr(_libc, "malloc_trim"):
-        _libc.malloc_trim(0)
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
