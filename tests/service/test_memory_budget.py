@@ -89,7 +89,9 @@ def test_the_largest_png_converts_within_the_dev_memory_limit(
 
         processes = [api.process.pid, *api.workers()]
         peak = sum(rss_peak(pid) for pid in processes)
-        assert peak < DEV_LIMIT, f"peak {peak / MIB:.0f} MiB over the {DEV_LIMIT / MIB:.0f} MiB limit"
+        assert peak < DEV_LIMIT, (
+            f"peak {peak / MIB:.0f} MiB over the {DEV_LIMIT / MIB:.0f} MiB limit"
+        )
         for pid, before in resting.items():
             after = rss_now(pid)
             assert after < before + 64 * MIB, f"worker kept {(after - before) / MIB:.0f} MiB"
