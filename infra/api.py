@@ -17,11 +17,13 @@ from pulumi_kubernetes.core.v1 import (
     ContainerPortArgs,
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
+    EnvVarSourceArgs,
     HTTPGetActionArgs,
     LocalObjectReferenceArgs,
     PodSpecArgs,
     PodTemplateSpecArgs,
     ProbeArgs,
+    ResourceFieldSelectorArgs,
     Service,
     ServicePortArgs,
     ServiceSpecArgs,
@@ -65,6 +67,7 @@ INGRESS_NAME = "image-api"
 HTTP_PORT = 8080
 SERVICE_PORT = 80
 METRICS_DIR = "/tmp/metrics"  # noqa: S108 - inside the pod's own emptyDir
+CONTAINER_NAME = "api"
 
 
 @dataclass
@@ -92,6 +95,16 @@ def api_env(config: ApiConfig, storage: StorageAccess) -> list[EnvVarArgs]:
         EnvVarArgs(name="FETCH_TIMEOUT_SECONDS", value=str(config.fetch_timeout_seconds)),
         EnvVarArgs(name="WEB_CONCURRENCY", value=str(config.web_concurrency)),
         EnvVarArgs(name="PROMETHEUS_MULTIPROC_DIR", value=METRICS_DIR),
+        # The container's own memory limit, in bytes, so that it is written down only once:
+        # the API sizes its conversion budget from it.
+        EnvVarArgs(
+            name="MEMORY_LIMIT_BYTES",
+            value_from=EnvVarSourceArgs(
+                resource_field_ref=ResourceFieldSelectorArgs(
+                    container_name=CONTAINER_NAME, resource="limits.memory", divisor="1"
+                )
+            ),
+        ),
     ]
     return env
 
@@ -140,7 +153,7 @@ class ImageApi(pulumi.ComponentResource):
         selector = selector_labels(COMPONENT)
 
         container = ContainerArgs(
-            name="api",
+            name=CONTAINER_NAME,
             image=args.image,
             image_pull_policy=args.image_pull_policy,
             ports=[ContainerPortArgs(name="http", container_port=HTTP_PORT)],
