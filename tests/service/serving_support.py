@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -126,3 +128,33 @@ def rss_now(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     raise LookupError(pid)
+
+
+class PeakSampler:
+    """The largest sum of the processes' resident sizes, sampled every 10 ms on a thread.
+
+    This is what a pod's memory limit counts (summed VmHWM would add peaks that happened
+    at different times); a spike shorter than the interval can slip through.
+    """
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            total = 0
+            for pid in self.pids:
+                with contextlib.suppress(OSError, LookupError):
+                    total += rss_now(pid)
+            self.peak = max(self.peak, total)
