@@ -7,14 +7,17 @@ Each stack serves the same app (2 workers) against moto's S3 server and a local 
 on 127.0.0.1, started and stopped here, one stack at a time; the stacks' order rotates each
 round. Stacks:
   gevent  - what the container runs: gunicorn, service.gunicorn_worker (gevent), SO_REUSEPORT
+  gevent-shared - the same, but the workers share one listening socket
   gthread - the stack before: gunicorn gthread, 4 threads per worker, one shared socket
   granian - granian's WSGI interface, 4 blocking threads per worker (only where installed)
-Scenarios, each with 4 probe clients sending GET /healthz and GET /processed/<name>:
-  plain        - plus 8 clients converting and reading: requests/s, latency, worker split
+Scenarios (all but the first with 4 probe clients sending GET /healthz and GET /processed/<name>):
+  split        - 16 clients x 26 GETs on new connections: requests per worker
+  plain        - 8 clients converting and reading: requests/s, probe latency, worker split
   slow-clients - while N connections drip headers, N drip bodies and N idle keep-alive
   slow-origin  - while 50 POST /incoming wait on an origin that never answers
 --memory: the largest PNG the dev stack's budget admits, converted 4 at once under the
-gevent stack with MEMORY_LIMIT_BYTES=512 MiB: summed peak RSS and the workers' RSS after.
+gevent stack with MEMORY_LIMIT_BYTES=512 MiB: the peak of the processes' summed RSS, each
+worker's peak, and its RSS after.
 """
 
 from __future__ import annotations
@@ -68,6 +71,10 @@ threads = 4
 reuse_port = False
 keepalive = 5
 """
+GEVENT_SHARED_CONF = """\
+from service.gunicorn_conf import *  # noqa: F403 (the container's settings, one shared socket)
+reuse_port = False
+"""
 GRANIAN_APP = "from service.app import create_app\napp = create_app()\n"
 
 
@@ -112,9 +119,10 @@ def command(stack: str, port: int, work: Path) -> list[str]:
             "granian_app:app",
         ]
     config = "python:service.gunicorn_conf"
-    if stack == "gthread":
-        path = work / "gthread_conf.py"
-        path.write_text(GTHREAD_CONF)
+    variants = {"gthread": GTHREAD_CONF, "gevent-shared": GEVENT_SHARED_CONF}
+    if stack in variants:
+        path = work / f"{stack}_conf.py"
+        path.write_text(variants[stack])
         config = str(path)
     return [
         str(BIN / "gunicorn"),
@@ -201,19 +209,37 @@ def seed(base: str, origin_port: int, names: list[str]) -> list[str]:
     return processed
 
 
-def worker_split(log: Path, master: int) -> str:
-    """Requests per worker process, from the JSON access lines (each carries its pid)."""
+def requests_per_pid(log: Path, master: int) -> Counter[int]:
+    """Requests answered by each worker so far, from the JSON access lines (with their pid)."""
     counted: Counter[int] = Counter()
     for line in log.read_text(errors="replace").splitlines():
         with contextlib.suppress(ValueError):
             entry = json.loads(line)
-            if entry.get("logger") == "service.access":
+            if entry.get("logger") == "service.access" and entry.get("pid") != master:
                 counted[entry.get("pid", 0)] += 1
+    return counted
+
+
+def split(counted: Counter[int]) -> str:
     total = sum(counted.values()) or 1
-    shares = sorted(
-        (count * 100 / total for pid, count in counted.items() if pid != master), reverse=True
-    )
+    shares = sorted((count * 100 / total for count in counted.values()), reverse=True)
     return " / ".join(f"{share:.0f}%" for share in shares) + f" of {total}"
+
+
+def fresh_connections(base: str, path: str, clients: int = 16, each: int = 26) -> None:
+    """16 clients x 26 GETs, each on a new connection: how a worker split shows plainly."""
+
+    def client() -> None:
+        http = urllib3.PoolManager(retries=False, timeout=30, maxsize=1)
+        for _ in range(each):
+            with contextlib.suppress(urllib3.exceptions.HTTPError):
+                http.request("GET", base + path, headers={"Connection": "close"})
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def plain(
@@ -357,8 +383,12 @@ def compare(stacks: list[str], seconds: float, attackers: int, rounds: int) -> N
                             ).json()["path"]
                             for n in names[4:]
                         ]
+                        before = requests_per_pid(log, master)
+                        fresh_connections(base, uploads_processed[0])
+                        fresh = requests_per_pid(log, master) - before
+                        before = requests_per_pid(log, master)
                         rate, plain_probe = plain(base, uploads, uploads_processed, seconds)
-                        split = worker_split(log, master)
+                        kept = requests_per_pid(log, master) - before
                         clients_probe, refused = slow_clients(
                             base, uploads_processed, attackers, seconds
                         )
@@ -366,7 +396,10 @@ def compare(stacks: list[str], seconds: float, attackers: int, rounds: int) -> N
                             base, origin_port, uploads, uploads_processed, seconds
                         )
                     print(f"== {stack} (round {number + 1}, load {os.getloadavg()[0]:.2f})")
-                    print(f"  plain        {rate:6.1f} loader requests/s; worker split {split}")
+                    print(
+                        f"  worker split: new connections {split(fresh)}; plain load {split(kept)}"
+                    )
+                    print(f"  plain        {rate:6.1f} loader requests/s")
                     print(f"               {plain_probe.line()}")
                     print(
                         f"  slow-clients {clients_probe.line()}  (attacker connects refused: {refused})"
