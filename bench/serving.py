@@ -15,6 +15,7 @@ Scenarios (all but the first with 4 probe clients sending GET /healthz and GET /
   plain        - 8 clients converting and reading: requests/s, probe latency, worker split
   slow-clients - while N connections drip headers, N drip bodies and N idle keep-alive
   slow-origin  - while 50 POST /incoming wait on an origin that never answers
+--per-pixel: the peak memory of one conversion per pixel, by format (admission's costs).
 --memory: the largest PNG the dev stack's budget admits, converted 4 at once under the
 gevent stack with MEMORY_LIMIT_BYTES=512 MiB: the peak of the processes' summed RSS, each
 worker's peak, and its RSS after.
@@ -522,6 +523,53 @@ def _hwm(pid: int) -> int:
     return 0
 
 
+PER_PIXEL_CASES = [
+    ("PNG", "RGB"),
+    ("PNG", "RGBA"),
+    ("PNG", "L"),
+    ("JPEG", "RGB"),
+    ("WEBP", "RGB"),
+    ("GIF", "RGB"),
+]
+PER_PIXEL_CHILD = """
+import io, os, sys
+from service import imaging
+data = open(sys.argv[1], "rb").read()
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+resting = status("VmRSS:")
+imaging.greyscale(io.BytesIO(data), 10**9)
+print((status("VmHWM:") - resting) / int(sys.argv[2]))
+"""
+
+
+def per_pixel(side: int = 3000) -> None:
+    """Peak resident growth per pixel of one conversion, random pixels, each in a fresh process.
+
+    The child only reads the encoded file and converts it, so nothing freed before the
+    conversion hides its growth.
+    """
+    import subprocess
+
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory(prefix="bench-pixels-") as tmp:
+        for fmt, mode in PER_PIXEL_CASES:
+            image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).convert(mode)
+            path = Path(tmp) / f"image.{fmt.lower()}"
+            image.save(path, fmt, **({"compress_level": 1} if fmt == "PNG" else {}))
+            done = subprocess.run(
+                [sys.executable, "-c", PER_PIXEL_CHILD, str(path), str(side * side)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            print(f"{fmt} {mode} {side}x{side}: {float(done.stdout):.1f} bytes per pixel at peak")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0)
@@ -529,10 +577,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--stacks", default="gevent,gthread,granian")
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--per-pixel", action="store_true")
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     if args.memory:
         memory()
+        return
+    if args.per_pixel:
+        per_pixel()
         return
     stacks = []
     for stack in args.stacks.split(","):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import logging
 import math
 import multiprocessing
 import os
@@ -23,11 +22,10 @@ from PIL import Image
 from service import imaging, offload
 from service.settings import ServingSettings, conversion_budget
 
-log = logging.getLogger(__name__)
-
-# Measured peak bytes per pixel while converting (bench/serving.py --memory), rounded up:
-# random pixels, the worst case for every encoder. WebP's encoder is by far the hungriest.
-BYTES_PER_PIXEL = {"JPEG": 4, "GIF": 8, "PNG": 14, "WEBP": 32}
+# Peak growth of resident memory per pixel during imaging.greyscale, with a margin: measured by
+# `bench/serving.py --per-pixel` on 9-MP images of random pixels, the worst case for every
+# encoder (PNG 13.2, WebP 38.5, GIF 2.5, JPEG 1.7). WebP's encoder is by far the hungriest.
+BYTES_PER_PIXEL = {"JPEG": 4, "GIF": 8, "PNG": 16, "WEBP": 40}
 # A conversion that finds the budget spent waits this long for it, then answers 503.
 BUDGET_WAIT_SECONDS = 5.0
 _POLL_SECONDS = 0.05
