@@ -99,7 +99,7 @@ def run(
 ) -> None:
     print(f"machine: {os.cpu_count()} CPUs, shared by moto, gunicorn, the origin and clients")
     print(
-        f"gunicorn: {args.workers} workers x 4 threads (gthread); {CLIENTS} clients; "
+        f"gunicorn: {args.workers} gevent workers (service.gunicorn_worker); {CLIENTS} clients; "
         f"{len(paths)} distinct 800x600 JPEGs ({sum(map(len, images.values())) / len(images) / 1e3:.0f} kB avg)"
     )
     print(
