@@ -56,7 +56,8 @@ def hanging_origin() -> Iterator[HangingOrigin]:
 @pytest.fixture(scope="module")
 def stored(server: Served, origin: OriginServer) -> dict[str, str]:
     """An uploaded original and its greyscale version."""
-    answer = server.request("POST", "/incoming", json={"url": origin.url("photo.jpg")})
+    # Not photo.jpg: other tests count its first conversion in the session.
+    answer = server.request("POST", "/incoming", json={"url": origin.url("photo.gif")})
     assert answer.status == 201, answer.data
     incoming = answer.json()["path"]
     answer = server.request("POST", "/processed", json={"path": incoming})
@@ -175,13 +176,30 @@ def test_slow_and_idle_clients_cost_a_connection_not_a_thread(
 
         # Headers must be in within HEADER_TIMEOUT_SECONDS, however slowly they drip.
         assert headers.closed_by_server(HEADER_TIMEOUT + 3) == ATTACKERS
-        # 16 KiB/s minimum: the first piece of the body was due after 3 + 1 s.
-        assert bodies.closed_by_server(HEADER_TIMEOUT + 4) == ATTACKERS
+        # 16 KiB/s minimum: the first piece of the body was due after 3 + 1 s (408), and the
+        # rest, drained under the header deadline, 3 s later.
+        assert bodies.closed_by_server(2 * HEADER_TIMEOUT + 4) == ATTACKERS
     finally:
         headers.close()
         bodies.close()
         for sock in idle:
             sock.close()
+
+
+def test_a_body_below_the_minimum_rate_gets_408_json(server: Served) -> None:
+    started = time.monotonic()
+    raw = _raw(
+        server,
+        b"POST /processed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 60000\r\n\r\n{"path": ',
+        read_seconds=2 * HEADER_TIMEOUT + 5,
+    )
+    # 3 s of grace, then the first 16 KiB were due at 16 KiB/s: 408 after about 4 s, and the
+    # connection closed once the rest of the body missed the header deadline, 3 s later.
+    assert time.monotonic() - started < 2 * HEADER_TIMEOUT + 3
+    status, body = _json_answer(raw)
+    assert status == 408
+    assert "too slowly" in body["error"]
 
 
 def test_past_max_connections_a_worker_answers_503_at_once(s3_server: Any, tmp_path: Path) -> None:
