@@ -17,11 +17,13 @@ from pulumi_kubernetes.core.v1 import (
     ContainerPortArgs,
     EmptyDirVolumeSourceArgs,
     EnvVarArgs,
+    EnvVarSourceArgs,
     HTTPGetActionArgs,
     LocalObjectReferenceArgs,
     PodSpecArgs,
     PodTemplateSpecArgs,
     ProbeArgs,
+    ResourceFieldSelectorArgs,
     Service,
     ServicePortArgs,
     ServiceSpecArgs,
@@ -68,6 +70,7 @@ HTTPROUTE_NAME = "image-api"
 HTTP_PORT = 8080
 SERVICE_PORT = 80
 METRICS_DIR = "/tmp/metrics"  # noqa: S108 - inside the pod's own emptyDir
+CONTAINER_NAME = "api"
 
 
 @dataclass
@@ -123,6 +126,16 @@ def api_env(
         EnvVarArgs(name="FETCH_TIMEOUT_SECONDS", value=str(config.fetch_timeout_seconds)),
         EnvVarArgs(name="WEB_CONCURRENCY", value=str(config.web_concurrency)),
         EnvVarArgs(name="PROMETHEUS_MULTIPROC_DIR", value=METRICS_DIR),
+        # The container's own memory limit, in bytes, so that it is written down only once:
+        # the API sizes its conversion budget from it.
+        EnvVarArgs(
+            name="MEMORY_LIMIT_BYTES",
+            value_from=EnvVarSourceArgs(
+                resource_field_ref=ResourceFieldSelectorArgs(
+                    container_name=CONTAINER_NAME, resource="limits.memory", divisor="1"
+                )
+            ),
+        ),
     ]
     if sitemap_index_url:
         env.append(EnvVarArgs(name="SITEMAP_INDEX_URL", value=sitemap_index_url))
@@ -173,7 +186,7 @@ class ImageApi(pulumi.ComponentResource):
         selector = selector_labels(COMPONENT)
 
         container = ContainerArgs(
-            name="api",
+            name=CONTAINER_NAME,
             image=args.image,
             image_pull_policy=args.image_pull_policy,
             ports=[ContainerPortArgs(name="http", container_port=HTTP_PORT)],

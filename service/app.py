@@ -11,13 +11,17 @@ from flask import Flask
 from PIL import Image
 
 from service import health, images, observability, openapi, robots
+from service.admission import Admission
+from service.bodies import BodyGuard
 from service.errors import register_error_handlers
 from service.settings import (
     ApiSettings,
     FetchSettings,
     RobotsSettings,
+    ServingSettings,
     SettingsError,
     StorageSettings,
+    web_concurrency,
 )
 from service.storage import Storage, StorageUnavailableError
 
@@ -34,6 +38,8 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         fetch_settings = FetchSettings.from_env(env)
         api_settings = ApiSettings.from_env(env)
         robots_settings = RobotsSettings.from_env(env)
+        serving = ServingSettings.from_env(env)
+        workers = web_concurrency(env)
     except SettingsError as error:
         # One line that names the setting, and no traceback: the operator's fix is obvious.
         print(f"error: {error}", file=sys.stderr, flush=True)
@@ -49,7 +55,17 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     # Otherwise "/incoming//<name>" answers a 308 redirect in HTML; it is no route, so 404.
     app.url_map.merge_slashes = False
     storage = Storage(storage_settings, api_settings.storage_timeout_seconds)
-    app.extensions["image_api"] = images.ImageApi(storage=storage, fetch_settings=fetch_settings)
+    app.extensions["image_api"] = images.ImageApi(
+        storage=storage,
+        fetch_settings=fetch_settings,
+        admission=Admission(serving, workers),
+    )
+    app.wsgi_app = BodyGuard(  # type: ignore[method-assign]
+        app.wsgi_app,
+        max_bytes=MAX_REQUEST_BYTES,
+        grace_seconds=serving.header_timeout_seconds,
+        min_bytes_per_second=serving.body_min_bytes_per_second,
+    )
     app.extensions[robots.EXTENSION] = robots.robots_txt(robots_settings.sitemap_index_url)
 
     observability.init_app(app)

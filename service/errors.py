@@ -7,6 +7,7 @@ import logging
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
+from service.admission import BusyError
 from service.fetch import FetchError
 from service.imaging import ImageRejectedError
 from service.storage import NotStoredError, StorageUnavailableError
@@ -55,6 +56,10 @@ def register_error_handlers(app: Flask) -> None:
     def storage_unavailable(error: StorageUnavailableError) -> Response:
         log.warning("storage unavailable: %s", error, extra={"cause": repr(error.__cause__)})
         return unavailable(f"{error} Try again later.")
+
+    @app.errorhandler(BusyError)
+    def busy(error: BusyError) -> Response:
+        return unavailable(str(error))
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:

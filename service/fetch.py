@@ -24,7 +24,7 @@ from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.response import HTTPResponse
 from urllib3.util.ssl_match_hostname import CertificateError
 
-from service import addresses
+from service import addresses, offload
 from service.addresses import IPAddress
 from service.settings import FetchSettings
 
@@ -39,6 +39,8 @@ Resolver = Callable[[str, int], list[str]]
 
 _NETWORK_ERRORS = (HTTPError, OSError, http.client.HTTPException, CertificateError)
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+# An origin may send a few informational answers (103 Early Hints) before the real one.
+MAX_INFORMATIONAL = 10
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?")
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
@@ -285,25 +287,15 @@ def _addresses(
 
 
 def _resolve(target: _Target, resolver: Resolver, seconds: float) -> list[str]:
-    # getaddrinfo has no timeout of its own, so it runs in a thread we stop waiting for.
-    outcome: list[list[str] | BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(resolver(target.host, target.port))
-        except Exception as error:
-            outcome.append(error)
-
-    thread = threading.Thread(target=run, name=f"resolve {target.host}", daemon=True)
-    thread.start()
-    thread.join(max(seconds, 0))
-    if not outcome:
-        raise OriginFailed(f"Resolving {target.host} took longer than {seconds:g} seconds.")
-    result = outcome[0]
-    if isinstance(result, OSError):
-        raise OriginFailed(f"{target.host} could not be resolved.")
-    if isinstance(result, BaseException):
-        raise result
+    # getaddrinfo has no timeout of its own, so it runs elsewhere and we stop waiting for it.
+    try:
+        result = offload.io(lambda: resolver(target.host, target.port), seconds)
+    except offload.DeadlineExceededError:
+        raise OriginFailed(
+            f"Resolving {target.host} took longer than {seconds:g} seconds."
+        ) from None
+    except OSError:
+        raise OriginFailed(f"{target.host} could not be resolved.") from None
     if not result:
         raise OriginFailed(f"{target.host} resolves to no address.")
     return result
@@ -352,7 +344,25 @@ def _connect_and_request(
     raise failure
 
 
+class _FinalResponse(http.client.HTTPResponse):
+    """The answer after any informational ones: http.client skips 100 Continue but not 103."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        for _ in range(MAX_INFORMATIONAL + 1):
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the hints are of no use to a download
+        raise http.client.HTTPException("too many informational responses")
+
+
 def _connection(target: _Target, address: IPAddress, timeout: float) -> HTTPConnection:
+    connection = _plain_connection(target, address, timeout)
+    connection.response_class = _FinalResponse
+    return connection
+
+
+def _plain_connection(target: _Target, address: IPAddress, timeout: float) -> HTTPConnection:
     # Connect to the checked address itself; the name only travels in Host, SNI and the
     # certificate check, so a second DNS answer can never redirect the connection.
     if target.scheme == "https":

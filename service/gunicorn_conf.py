@@ -4,6 +4,10 @@ Settings are checked here, in the master, before any worker starts: a bad one st
 process with one line that names it. A worker failing in the app factory instead would be
 restarted by gunicorn over and over.
 
+Serving: gevent workers (service.gunicorn_worker), one listening socket per worker
+(SO_REUSEPORT) so the kernel spreads connections over all of them, and the pod's budgets
+(service.admission) in shared memory made here, before the workers are forked.
+
 Metrics: with more than one worker, each worker counts for itself, so prometheus_client's
 multiprocess mode is used. Set PROMETHEUS_MULTIPROC_DIR to an empty writable directory (an
 emptyDir volume in Kubernetes); when it is unset and there are several workers, a fresh
@@ -18,23 +22,31 @@ import sys
 import tempfile
 from typing import Any
 
-from service.settings import SettingsError, check_all, web_concurrency
+from service import admission
+from service.settings import ServingSettings, SettingsError, check_all, web_concurrency
 
 try:
     check_all()
     workers = web_concurrency()
+    serving = ServingSettings.from_env()
 except SettingsError as error:
     print(f"error: {error}", file=sys.stderr, flush=True)
     raise SystemExit(2) from None
 
 bind = ["0.0.0.0:8080"]  # the container port; the Service decides who reaches it
-# Threads let a worker keep answering while a download waits on a slow origin.
-worker_class = "gthread"
-threads = 4
-# Longer than a download may take (3 x FETCH_TIMEOUT_SECONDS) plus a storage timeout.
+# A connection costs a greenlet; a download or a slow client never holds a thread.
+worker_class = "service.gunicorn_worker.Worker"
+worker_connections = serving.max_connections
+# The gevent worker reads a request's headers, or waits for the next request of a kept-alive
+# connection, within this one deadline.
+keepalive = serving.header_timeout_seconds
+# Each worker listens on its own socket: the kernel spreads connections over all of them.
+reuse_port = True
+# Nobody's X-Forwarded-* or SCRIPT_NAME headers are trusted unless the operator names them.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
+# The worker's heartbeat: a worker whose event loop stops this long is replaced.
 timeout = 60
 graceful_timeout = 30
-keepalive = 5
 # No control socket: the container's user may have no home to put it in, and nothing uses it.
 control_socket_disable = True
 # The app logs one JSON line per request itself, with the request id.
@@ -57,9 +69,12 @@ logconfig_dict: dict[str, Any] = {
     "root": {"handlers": ["stderr"], "level": "INFO"},
     "loggers": {
         "gunicorn.error": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
-        "gunicorn.access": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+        # The app's own line per request carries the request id; gunicorn's would repeat it.
+        "gunicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
     },
 }
+
+admission.share()
 
 if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
@@ -78,7 +93,8 @@ def on_starting(_server: object) -> None:
 
 
 def child_exit(_server: object, worker: Any) -> None:
-    """Drop a dead worker's live gauges (multiprocess mode)."""
+    """Drop a dead worker's live gauges (multiprocess mode) and its share of the budgets."""
+    admission.forget(worker.pid)
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 

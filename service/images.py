@@ -14,6 +14,7 @@ from functools import cached_property
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
 from service import contenttype, imaging
+from service.admission import Admission
 from service.conversions import ConversionMemo
 from service.fetch import fetch
 from service.observability import CONVERSION
@@ -41,6 +42,7 @@ class ImageApi:
 
     storage: Storage
     fetch_settings: FetchSettings
+    admission: Admission
 
     @cached_property
     def conversions(self) -> ConversionMemo:
@@ -58,7 +60,7 @@ def download() -> tuple[Response, int]:
     """Download the image at `url` and store it under its SHA-256."""
     url = _field("url")
     api = _api()
-    with fetch(url, api.fetch_settings) as downloaded:
+    with api.admission.download_slot(), fetch(url, api.fetch_settings) as downloaded:
         content_type = contenttype.detect(downloaded.file)
         imaging.check(downloaded.file, api.fetch_settings.max_image_pixels)
         downloaded.file.seek(0)
@@ -93,7 +95,7 @@ def process() -> tuple[Response, int]:
         finally:
             stored.close()
         started = time.perf_counter()
-        result = imaging.greyscale(original, api.fetch_settings.max_image_pixels)
+        result = api.admission.greyscale(original, api.fetch_settings.max_image_pixels)
         CONVERSION.labels(result.content_type).observe(time.perf_counter() - started)
     name = hashlib.sha256(result.data).hexdigest()
     # Named by its bytes: a PUT over the same name stores the same bytes, so no HEAD first.

@@ -46,7 +46,7 @@ CONVERSION = Histogram(
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id and extras."""
+    """One JSON object per line: time, level, logger, message, pid, request id and extras."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -54,6 +54,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
+            "pid": record.process,  # which gunicorn worker
         }
         request_id = _current_request_id()
         if request_id is not None:

@@ -12,6 +12,16 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+MIB = 1024 * 1024
+# The dev stack's limit; a pod passes its own down from the container spec.
+DEFAULT_MEMORY_LIMIT_BYTES = 512 * MIB
+# What the processes cost before any conversion, with room to spare (measured idle: master
+# 46 MiB, worker 52 MiB); conversions get the rest of the memory limit.
+MASTER_BYTES = 48 * MIB
+WORKER_BYTES = 112 * MIB
+MIN_CONVERSION_BUDGET_BYTES = 16 * MIB
+
+
 class SettingsError(ValueError):
     """A setting is missing or invalid; the message names it in one line."""
 
@@ -141,6 +151,31 @@ class RobotsSettings:
         return cls(sitemap_index_url=url)
 
 
+@dataclass(frozen=True)
+class ServingSettings:
+    """What one pod may spend on slow clients, slow origins and conversions."""
+
+    header_timeout_seconds: int
+    body_min_bytes_per_second: int
+    max_connections: int
+    max_downloads: int
+    memory_limit_bytes: int
+    conversion_timeout_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServingSettings:
+        env = os.environ if env is None else env
+        memory = int(_positive(env, "MEMORY_LIMIT_BYTES", DEFAULT_MEMORY_LIMIT_BYTES, int))
+        return cls(
+            header_timeout_seconds=int(_positive(env, "HEADER_TIMEOUT_SECONDS", 5, int)),
+            body_min_bytes_per_second=int(_positive(env, "BODY_MIN_BYTES_PER_SECOND", 4096, int)),
+            max_connections=int(_positive(env, "MAX_CONNECTIONS", 1000, int)),
+            max_downloads=int(_positive(env, "MAX_DOWNLOADS", 8, int)),
+            memory_limit_bytes=memory,
+            conversion_timeout_seconds=_positive(env, "CONVERSION_TIMEOUT_SECONDS", 30.0, float),
+        )
+
+
 def web_concurrency(env: Mapping[str, str] | None = None) -> int:
     """gunicorn's worker count, from WEB_CONCURRENCY (default 2)."""
     env = os.environ if env is None else env
@@ -150,10 +185,25 @@ def web_concurrency(env: Mapping[str, str] | None = None) -> int:
     return int(raw)
 
 
+def conversion_budget(serving: ServingSettings, workers: int) -> int:
+    """Bytes that conversions may hold at once in a pod: the limit less the processes' own."""
+    return serving.memory_limit_bytes - MASTER_BYTES - WORKER_BYTES * workers
+
+
+def _check_budget(serving: ServingSettings, workers: int) -> None:
+    budget = conversion_budget(serving, workers)
+    if budget < MIN_CONVERSION_BUDGET_BYTES:
+        needed = (MASTER_BYTES + WORKER_BYTES * workers + MIN_CONVERSION_BUDGET_BYTES) // MIB
+        raise SettingsError(
+            f"MEMORY_LIMIT_BYTES={serving.memory_limit_bytes} is too small for "
+            f"WEB_CONCURRENCY={workers} workers: give at least {needed} MiB"
+        )
+
+
 def check_all(env: Mapping[str, str] | None = None) -> None:
     """Raise SettingsError for the first setting of the image API that is missing or invalid."""
     StorageSettings.from_env(env)
     FetchSettings.from_env(env)
     ApiSettings.from_env(env)
     RobotsSettings.from_env(env)
-    web_concurrency(env)
+    _check_budget(ServingSettings.from_env(env), web_concurrency(env))

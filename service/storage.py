@@ -84,43 +84,49 @@ class StoredObject:
         self._response.release_conn()
 
 
+def _client(settings: StorageSettings, timeout_seconds: float, connections: int) -> Minio:
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=min(2.0, timeout_seconds), read=timeout_seconds),
+        # One quick retry of a refused connection and of a 5xx answer (S3 asks clients to
+        # retry InternalError, and every call here is idempotent: objects are named by their
+        # bytes), none of a read: a stopped server must not multiply the time a request waits.
+        retries=urllib3.Retry(
+            total=2,
+            connect=1,
+            read=0,
+            redirect=0,
+            status=1,
+            other=0,
+            allowed_methods=None,
+            status_forcelist=(500, 502, 503, 504),
+            respect_retry_after_header=False,
+            raise_on_status=False,
+        ),
+        maxsize=connections,
+    )
+    return Minio(
+        settings.endpoint,
+        access_key=settings.access_key,
+        secret_key=settings.secret_key,
+        secure=settings.secure,
+        http_client=http,
+    )
+
+
 class Storage:
     """The two buckets of the API, created when missing, with storage errors made explicit."""
 
     def __init__(self, settings: StorageSettings, timeout_seconds: float) -> None:
         self.incoming = settings.incoming_bucket
         self.processed = settings.processed_bucket
-        http = urllib3.PoolManager(
-            timeout=urllib3.Timeout(connect=min(2.0, timeout_seconds), read=timeout_seconds),
-            # One quick retry of a refused connection and of a 5xx answer (S3 asks clients to
-            # retry InternalError, and every call here is idempotent: objects are named by their
-            # bytes), none of a read: a stopped server must not multiply the time a request waits.
-            retries=urllib3.Retry(
-                total=2,
-                connect=1,
-                read=0,
-                redirect=0,
-                status=1,
-                other=0,
-                allowed_methods=None,
-                status_forcelist=(500, 502, 503, 504),
-                respect_retry_after_header=False,
-                raise_on_status=False,
-            ),
-            maxsize=16,
-        )
-        self.client = Minio(
-            settings.endpoint,
-            access_key=settings.access_key,
-            secret_key=settings.secret_key,
-            secure=settings.secure,
-            http_client=http,
-        )
+        self.client = _client(settings, timeout_seconds, connections=16)
         self.endpoint = settings.endpoint
         self._buckets_ready = False
-        self._lock = threading.Lock()
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage-later")
         self._backlog = threading.BoundedSemaphore(BACKLOG)
+        # A client of its own: under gevent a socket belongs to the hub of the thread that
+        # opened it, so the background thread must never reuse the request path's connections.
+        self._background_client = _client(settings, timeout_seconds, connections=1)
 
     def ensure_buckets(self) -> None:
         """Create whichever bucket is missing; a replica creating it at the same time is fine."""
@@ -186,7 +192,7 @@ class Storage:
 
         def write() -> None:
             try:
-                self._call(self.client.set_object_tags, bucket, name, tags)
+                self._call(self._background_client.set_object_tags, bucket, name, tags)
             except (S3Error, StorageUnavailableError) as error:
                 log.warning("could not tag %s/%s: %s", bucket, name, error)
             finally:
@@ -248,9 +254,10 @@ class Storage:
         )
 
     def _ensure_once(self) -> None:
-        with self._lock:
-            if not self._buckets_ready:
-                self.ensure_buckets()
+        # No lock: ensure_buckets may run twice harmlessly, while a native lock held across
+        # its network calls would stop a whole gevent worker (its threads are not patched).
+        if not self._buckets_ready:
+            self.ensure_buckets()
 
     def _classify(self, error: S3Error) -> Exception:
         if error.code in _MISSING:

@@ -46,6 +46,17 @@ def test_service_settings_env(dev: Rendered) -> None:
     assert "FETCH_ALLOW_PRIVATE_NETWORKS" not in variables
 
 
+def test_memory_limit_reaches_the_api_from_the_container_spec(stack: Rendered) -> None:
+    container = api_container(stack)
+    source = env(container)["MEMORY_LIMIT_BYTES"]["valueFrom"]["resourceFieldRef"]
+    assert source == {
+        "containerName": container["name"],
+        "resource": "limits.memory",
+        "divisor": "1",
+    }
+    assert container["resources"]["limits"]["memory"]
+
+
 def test_never_allows_private_networks(stack: Rendered) -> None:
     for obj in stack.objects():
         if obj["kind"] in ("Deployment", "CronJob"):

@@ -56,6 +56,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         "/status": "status",
         "/gzip": "gzip",
         "/echo-headers": "echo_headers",
+        "/early-hints": "early_hints",
     }
 
     def log_message(self, format: str, *args: object) -> None:
@@ -167,6 +168,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         # Sent compressed although the client asked for identity, as some servers do.
         body = gzip.compress(bytes(int(self.number("size", 0))))
         self.send_body(200, body, Content_Encoding="gzip")
+
+    def serve_early_hints(self) -> None:
+        # Informational answers before the real one, as CDNs send 103 Early Hints.
+        for _ in range(int(self.number("count", 1))):
+            self.wfile.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")
+        self.serve_image()
 
     def serve_echo_headers(self) -> None:
         echoed = {**dict(self.headers.items()), "X-Request-Target": self.path}

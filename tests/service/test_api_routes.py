@@ -46,9 +46,9 @@ def test_openapi_is_valid_and_describes_every_route(api: Api, s3_server):
 # Every status the tests provoke, by operation; the document must list each one.
 OBSERVED = {
     ("get", "/"): {200},
-    ("post", "/incoming"): {201, 400, 403, 413, 415, 422, 502, 503},
+    ("post", "/incoming"): {201, 400, 403, 408, 413, 415, 422, 502, 503},
     ("get", "/incoming/{name}"): {200, 304, 404, 503},
-    ("post", "/processed"): {201, 400, 404, 413, 415, 422, 503},
+    ("post", "/processed"): {201, 400, 404, 408, 413, 415, 422, 503},
     ("get", "/processed/{name}"): {200, 304, 404, 503},
     ("get", "/healthz"): {200},
     ("get", "/readyz"): {200, 503},

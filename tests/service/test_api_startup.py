@@ -191,3 +191,26 @@ def test_container_command_serves_the_app(s3_server):
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def test_container_command_prints_its_help_without_settings():
+    done = subprocess.run(
+        [*SERVE, "--help"],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "gunicorn" in done.stdout
+    assert "service.app:create_app()" in done.stdout
+    for setting in (
+        "MINIO_ENDPOINT",
+        "WEB_CONCURRENCY",
+        "HEADER_TIMEOUT_SECONDS",
+        "MEMORY_LIMIT_BYTES",
+    ):
+        assert setting in done.stdout

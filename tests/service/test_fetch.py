@@ -172,6 +172,17 @@ def test_a_download_is_spooled_hashed_and_rewound(origin: OriginServer) -> None:
     assert download.file.closed
 
 
+def test_informational_answers_before_the_image_are_skipped(origin: OriginServer) -> None:
+    with fetch(origin.url("/early-hints?count=3"), settings()) as download:
+        assert download.file.read() == IMAGE
+
+
+def test_endless_informational_answers_are_an_origin_failure(origin: OriginServer) -> None:
+    with pytest.raises(OriginFailed) as caught:
+        fetch(origin.url("/early-hints?count=50"), settings())
+    assert_one_clear_sentence(caught.value)
+
+
 def test_twenty_megabytes_within_a_25_megabyte_limit(origin: OriginServer) -> None:
     size = 20 * MB
     download = fetch(origin.url(f"/big?size={size}"), settings(max_bytes=25 * MB))

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from service.settings import FetchSettings, SettingsError, StorageSettings
+from service.settings import (
+    FetchSettings,
+    ServingSettings,
+    SettingsError,
+    StorageSettings,
+    check_all,
+    conversion_budget,
+)
 
 BASE = {"MINIO_ENDPOINT": "minio:9000", "MINIO_ACCESS_KEY": "user", "MINIO_SECRET_KEY": "secret"}
 
@@ -68,3 +75,32 @@ def test_fetch_defaults() -> None:
 def test_fetch_errors_name_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         FetchSettings.from_env(env)
+
+
+def test_serving_defaults() -> None:
+    settings = ServingSettings.from_env({})
+    assert settings.header_timeout_seconds == 5
+    assert settings.memory_limit_bytes == 512 * 1024 * 1024
+    assert settings.max_downloads == 8
+    # The dev stack's 512 Mi with its 2 workers leaves conversions a useful budget.
+    assert conversion_budget(settings, 2) >= 200 * 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HEADER_TIMEOUT_SECONDS": "2.5"}, "HEADER_TIMEOUT_SECONDS must be a positive int"),
+        ({"BODY_MIN_BYTES_PER_SECOND": "0"}, "BODY_MIN_BYTES_PER_SECOND must be a positive int"),
+        ({"MAX_CONNECTIONS": "lots"}, "MAX_CONNECTIONS must be a positive int"),
+        ({"MAX_DOWNLOADS": "-2"}, "MAX_DOWNLOADS must be a positive int"),
+        ({"MEMORY_LIMIT_BYTES": "512Mi"}, "MEMORY_LIMIT_BYTES must be a positive int"),
+        ({"CONVERSION_TIMEOUT_SECONDS": "inf"}, "CONVERSION_TIMEOUT_SECONDS must be a positive"),
+        (
+            {"MEMORY_LIMIT_BYTES": str(256 * 1024 * 1024), "WEB_CONCURRENCY": "2"},
+            "MEMORY_LIMIT_BYTES=268435456 is too small for WEB_CONCURRENCY=2 workers",
+        ),
+    ],
+)
+def test_serving_errors_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        check_all({**BASE, **env})

@@ -1,0 +1,601 @@
+"""Serving stacks side by side: plain load, slow clients, slow origins, and the worker split.
+
+Run: .venv/bin/python bench/serving.py [--seconds 8] [--attackers 200] [--stacks gevent,gthread]
+     .venv/bin/python bench/serving.py --memory
+
+Each stack serves the same app (2 workers) against moto's S3 server and a local origin, all
+on 127.0.0.1, started and stopped here, one stack at a time; the stacks' order rotates each
+round. Stacks:
+  gevent  - what the container runs: gunicorn, service.gunicorn_worker (gevent), SO_REUSEPORT
+  gevent-shared - the same, but the workers share one listening socket
+  gthread - the stack before: gunicorn gthread, 4 threads per worker, one shared socket
+  granian - granian's WSGI interface, 4 blocking threads per worker (only where installed)
+Scenarios (all but the first with 4 probe clients sending GET /healthz and GET /processed/<name>):
+  split        - 16 clients x 26 GETs on new connections: requests per worker
+  plain        - 8 clients converting and reading: requests/s, probe latency, worker split
+  slow-clients - while N connections drip headers, N drip bodies and N idle keep-alive
+  slow-origin  - while 50 POST /incoming wait on an origin that never answers
+--per-pixel: the peak memory of one conversion per pixel, by format (admission's costs).
+--memory: the largest PNG the dev stack's budget admits, converted 4 at once under the
+gevent stack with MEMORY_LIMIT_BYTES=512 MiB: the peak of the processes' summed RSS, each
+worker's peak, and its RSS after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import random
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import urllib3
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import (
+    BIN,
+    ROOT,
+    HarnessError,
+    Moto,
+    _parent_pid,
+    free_port,
+    make_images,
+    origin,
+    percentile,
+    process,
+    rss_bytes,
+    wait_until,
+)
+
+WORKERS = 2
+PROBES = 4
+LOADERS = 8
+HANGING_UPLOADS = 50
+PROBE_TIMEOUT = 10.0
+
+GTHREAD_CONF = """\
+from service.gunicorn_conf import *  # noqa: F403 (the same settings, but the stack before)
+worker_class = "gthread"
+threads = 4
+reuse_port = False
+keepalive = 5
+"""
+GEVENT_SHARED_CONF = """\
+from service.gunicorn_conf import *  # noqa: F403 (the container's settings, one shared socket)
+reuse_port = False
+"""
+GRANIAN_APP = "from service.app import create_app\napp = create_app()\n"
+
+
+@dataclass
+class Probe:
+    latencies: list[float] = field(default_factory=list)
+    failures: Counter[str] = field(default_factory=Counter)
+
+    def line(self) -> str:
+        values = self.latencies
+        failed = sum(self.failures.values())
+        text = (
+            f"{len(values) + failed:5d} probes  p50 {percentile(values, 50) * 1000:7.1f} ms  "
+            f"p99 {percentile(values, 99) * 1000:7.1f} ms  max {max(values, default=0) * 1000:7.1f} ms"
+        )
+        if failed:
+            text += f"  FAILED {failed} ({', '.join(f'{k} {v}' for k, v in self.failures.items())})"
+        return text
+
+
+def command(stack: str, port: int, work: Path) -> list[str]:
+    if stack == "granian":
+        (work / "granian_app.py").write_text(GRANIAN_APP)
+        return [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "wsgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(WORKERS),
+            "--blocking-threads",
+            "4",
+            "--http",
+            "1",
+            "--http1-header-read-timeout",
+            "5000",
+            "granian_app:app",
+        ]
+    config = "python:service.gunicorn_conf"
+    variants = {"gthread": GTHREAD_CONF, "gevent-shared": GEVENT_SHARED_CONF}
+    if stack in variants:
+        path = work / f"{stack}_conf.py"
+        path.write_text(variants[stack])
+        config = str(path)
+    return [
+        str(BIN / "gunicorn"),
+        "--config",
+        config,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "service.app:create_app()",
+    ]
+
+
+@contextlib.contextmanager
+def running(stack: str, moto: Moto, work: Path, **extra: str) -> Iterator[tuple[str, Path, int]]:
+    """The stack serving on a free port: (base URL, log file, master pid)."""
+    port = free_port()
+    metrics = Path(tempfile.mkdtemp(prefix="metrics-", dir=work))
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS")},
+        "PYTHONPATH": f"{work}:{ROOT}",
+        "MINIO_ENDPOINT": moto.endpoint,
+        "MINIO_ACCESS_KEY": "bench",
+        "MINIO_SECRET_KEY": "bench-secret",
+        "FETCH_ALLOW_PRIVATE_NETWORKS": "true",
+        "FETCH_TIMEOUT_SECONDS": "5",
+        "WEB_CONCURRENCY": str(WORKERS),
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
+        "MALLOC_ARENA_MAX": "2",
+        **extra,
+    }
+    log = work / f"{stack}-{port}.log"
+    with process(command(stack, port, work), env, log) as child:
+        base = f"http://127.0.0.1:{port}"
+        http = urllib3.PoolManager(retries=False, timeout=5)
+        wait_until(lambda: http.request("GET", base + "/readyz").status == 200, 60, stack)
+        yield base, log, child.pid
+
+
+def probe(base: str, paths: list[str], seconds: float) -> Probe:
+    """PROBES clients, each on fresh connections, alternating the paths until time is up."""
+    result = Probe()
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def client(number: int) -> None:
+        http = urllib3.PoolManager(
+            retries=False, timeout=urllib3.Timeout(connect=PROBE_TIMEOUT, read=PROBE_TIMEOUT)
+        )
+        turn = number
+        while time.monotonic() < deadline:
+            path = paths[turn % len(paths)]
+            turn += 1
+            started = time.perf_counter()
+            try:
+                status = http.request("GET", base + path).status
+            except urllib3.exceptions.HTTPError as error:
+                with lock:
+                    result.failures[type(error).__name__] += 1
+                continue
+            with lock:
+                if status == 200:
+                    result.latencies.append(time.perf_counter() - started)
+                else:
+                    result.failures[str(status)] += 1
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(PROBES)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return result
+
+
+def seed(base: str, origin_port: int, names: list[str]) -> list[str]:
+    http = urllib3.PoolManager(retries=False, timeout=30)
+    processed = []
+    for name in names:
+        url = f"http://127.0.0.1:{origin_port}/{name}"
+        answer = http.request("POST", base + "/incoming", json={"url": url})
+        if answer.status != 201:
+            raise HarnessError(f"seeding {name}: {answer.status} {answer.data[:200]!r}")
+        converted = http.request("POST", base + "/processed", json={"path": answer.json()["path"]})
+        processed.append(converted.json()["path"])
+    return processed
+
+
+def requests_per_pid(log: Path, master: int) -> Counter[int]:
+    """Requests answered by each worker so far, from the JSON access lines (with their pid)."""
+    counted: Counter[int] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if entry.get("logger") == "service.access" and entry.get("pid") != master:
+                counted[entry.get("pid", 0)] += 1
+    return counted
+
+
+def split(counted: Counter[int]) -> str:
+    total = sum(counted.values()) or 1
+    shares = sorted((count * 100 / total for count in counted.values()), reverse=True)
+    return " / ".join(f"{share:.0f}%" for share in shares) + f" of {total}"
+
+
+def fresh_connections(base: str, path: str, clients: int = 16, each: int = 26) -> None:
+    """16 clients x 26 GETs, each on a new connection: how a worker split shows plainly."""
+
+    def client() -> None:
+        http = urllib3.PoolManager(retries=False, timeout=30, maxsize=1)
+        for _ in range(each):
+            with contextlib.suppress(urllib3.exceptions.HTTPError):
+                http.request("GET", base + path, headers={"Connection": "close"})
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def plain(
+    base: str, uploads: list[str], processed: list[str], seconds: float
+) -> tuple[float, Probe]:
+    """LOADERS clients: a third convert (fresh or stored), the rest read; plus the probes."""
+    done = Probe()
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+    rng = random.Random(7)
+
+    def loader() -> None:
+        http = urllib3.PoolManager(retries=False, timeout=30)
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            try:
+                if rng.random() < 0.33:
+                    answer = http.request(
+                        "POST", base + "/processed", json={"path": rng.choice(uploads)}
+                    )
+                else:
+                    answer = http.request("GET", base + rng.choice(processed))
+            except urllib3.exceptions.HTTPError as error:
+                with lock:
+                    done.failures[type(error).__name__] += 1
+                continue
+            with lock:
+                if answer.status in (200, 201):
+                    done.latencies.append(time.perf_counter() - started)
+                else:
+                    done.failures[str(answer.status)] += 1
+
+    threads = [threading.Thread(target=loader) for _ in range(LOADERS)]
+    for thread in threads:
+        thread.start()
+    probes = probe(base, ["/healthz", processed[0]], seconds)
+    for thread in threads:
+        thread.join()
+    return len(done.latencies) / seconds, probes
+
+
+def slow_clients(
+    base: str, processed: list[str], attackers: int, seconds: float
+) -> tuple[Probe, int]:
+    """Probes while `attackers` connections each drip headers, drip bodies, or idle."""
+    port = int(base.rsplit(":", 1)[1])
+    dripping: list[socket.socket] = []
+    idle: list[socket.socket] = []
+    refused = 0
+    for _ in range(attackers):
+        try:
+            head = socket.create_connection(("127.0.0.1", port), timeout=5)
+            head.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            body = socket.create_connection(("127.0.0.1", port), timeout=5)
+            body.sendall(
+                b"POST /processed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 60000\r\n\r\n{"
+            )
+            dripping += [head, body]
+            kept = socket.create_connection(("127.0.0.1", port), timeout=5)
+            kept.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            idle.append(kept)
+        except OSError:
+            refused += 1
+    for sock in dripping:
+        sock.setblocking(False)
+    stop = threading.Event()
+
+    def drip() -> None:
+        while not stop.wait(0.5):
+            for sock in dripping:
+                with contextlib.suppress(OSError):
+                    sock.send(b"a")
+
+    dripper = threading.Thread(target=drip)
+    dripper.start()
+    try:
+        result = probe(base, ["/healthz", processed[0]], seconds)
+    finally:
+        stop.set()
+        dripper.join()
+        for sock in dripping + idle:
+            sock.close()
+    return result, refused
+
+
+def slow_origin(
+    base: str, origin_port: int, uploads: list[str], processed: list[str], seconds: float
+) -> tuple[Probe, Counter[str]]:
+    """Probes (and stored conversions) while 50 uploads wait on an origin that never answers."""
+    answers: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def upload() -> None:
+        http = urllib3.PoolManager(retries=False, timeout=60)
+        started = time.perf_counter()
+        try:
+            status = str(
+                http.request(
+                    "POST", base + "/incoming", json={"url": f"http://127.0.0.1:{origin_port}/hang"}
+                ).status
+            )
+        except urllib3.exceptions.HTTPError as error:
+            status = type(error).__name__
+        took = time.perf_counter() - started
+        with lock:
+            answers[f"{status} in {'<1 s' if took < 1 else '>=1 s'}"] += 1
+
+    threads = [threading.Thread(target=upload, daemon=True) for _ in range(HANGING_UPLOADS)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    result = probe(base, ["/healthz", processed[0], "/readyz"], seconds)
+    for thread in threads:
+        thread.join(timeout=30)
+    return result, answers
+
+
+def compare(stacks: list[str], seconds: float, attackers: int, rounds: int) -> None:
+    images = make_images(40)
+    names = sorted(images)
+    with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp:
+        work = Path(tmp)
+        moto = Moto(work)
+        moto.start()
+        try:
+            for number in range(rounds):
+                order = stacks if number % 2 == 0 else list(reversed(stacks))
+                for stack in order:
+                    with (
+                        origin(images) as origin_port,
+                        running(stack, moto, work) as (base, log, master),
+                    ):
+                        uploads_processed = seed(base, origin_port, names[:4])
+                        http = urllib3.PoolManager(retries=False, timeout=30)
+                        uploads = [
+                            http.request(
+                                "POST",
+                                base + "/incoming",
+                                json={"url": f"http://127.0.0.1:{origin_port}/{n}"},
+                            ).json()["path"]
+                            for n in names[4:]
+                        ]
+                        before = requests_per_pid(log, master)
+                        fresh_connections(base, uploads_processed[0])
+                        fresh = requests_per_pid(log, master) - before
+                        before = requests_per_pid(log, master)
+                        rate, plain_probe = plain(base, uploads, uploads_processed, seconds)
+                        kept = requests_per_pid(log, master) - before
+                        clients_probe, refused = slow_clients(
+                            base, uploads_processed, attackers, seconds
+                        )
+                        origin_probe, answers = slow_origin(
+                            base, origin_port, uploads, uploads_processed, seconds
+                        )
+                    print(f"== {stack} (round {number + 1}, load {os.getloadavg()[0]:.2f})")
+                    print(
+                        f"  worker split: new connections {split(fresh)}; plain load {split(kept)}"
+                    )
+                    print(f"  plain        {rate:6.1f} loader requests/s")
+                    print(f"               {plain_probe.line()}")
+                    print(
+                        f"  slow-clients {clients_probe.line()}  (attacker connects refused: {refused})"
+                    )
+                    print(f"  slow-origin  {origin_probe.line()}")
+                    print(f"               uploads to the hanging origin: {dict(answers)}")
+                    sys.stdout.flush()
+        finally:
+            moto.stop()
+
+
+def largest_png(budget: int) -> bytes:
+    from bench.harness import Image  # Pillow, as the harness imports it
+    from service.admission import conversion_cost
+
+    side = int((budget / 16) ** 0.5)
+    while True:
+        noise = Image.effect_noise((side, side), 40)
+        image = Image.merge("RGB", (Image.linear_gradient("L").resize((side, side)), noise, noise))
+        out = io.BytesIO()
+        image.save(out, "PNG", compress_level=1)
+        cost = conversion_cost(out, 64_000_000)
+        if cost is not None and cost <= budget:
+            return out.getvalue()
+        side = int(side * 0.985)
+
+
+def memory() -> None:
+    from service.settings import ServingSettings, conversion_budget
+
+    limit = 512 * 1024 * 1024
+    budget = conversion_budget(
+        ServingSettings.from_env({"MEMORY_LIMIT_BYTES": str(limit)}), WORKERS
+    )
+    big = largest_png(budget)
+    images = {"big0.png": big}
+    with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
+        work = Path(tmp)
+        moto = Moto(work)
+        moto.start()
+        try:
+            with (
+                origin(images) as origin_port,
+                running(
+                    "gevent",
+                    moto,
+                    work,
+                    MEMORY_LIMIT_BYTES=str(limit),
+                    MAX_DOWNLOAD_BYTES=str(200 * 1024 * 1024),
+                ) as (base, _log, master),
+            ):
+                http = urllib3.PoolManager(retries=False, timeout=120)
+                path = http.request(
+                    "POST",
+                    base + "/incoming",
+                    json={"url": f"http://127.0.0.1:{origin_port}/big0.png"},
+                ).json()["path"]
+                workers = [pid for pid in _children(master)]
+                before = {pid: rss_bytes(pid) for pid in workers}
+                statuses: Counter[int] = Counter()
+                sampled = [0]
+                stop = threading.Event()
+
+                def sample() -> None:
+                    while not stop.wait(0.01):
+                        total = sum(rss_bytes(pid) for pid in [master, *workers])
+                        sampled[0] = max(sampled[0], total)
+
+                sampler = threading.Thread(target=sample)
+                sampler.start()
+                started = time.perf_counter()
+                # Four at once: none is stored yet, so each converts unless the budget says wait.
+                threads = [
+                    threading.Thread(
+                        target=lambda: statuses.update(
+                            [http.request("POST", base + "/processed", json={"path": path}).status]
+                        )
+                    )
+                    for _ in range(4)
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                took = time.perf_counter() - started
+                stop.set()
+                sampler.join()
+                hwm = {pid: _hwm(pid) for pid in workers}
+                after = {pid: rss_bytes(pid) for pid in workers}
+            mib = 1024 * 1024
+            print(
+                f"largest PNG the dev budget admits: {len(big) / mib:.1f} MB file, budget {budget / mib:.0f} MiB"
+            )
+            print(f"4 POST /processed at once: {dict(statuses)} in {took:.1f} s")
+            print(
+                f"peak of master + workers RSS (sampled every 10 ms): {sampled[0] / mib:.0f} MiB "
+                f"of the {limit / mib:.0f} MiB limit"
+            )
+            for pid in workers:
+                print(
+                    f"worker {pid}: {before[pid] / mib:.0f} MiB before, peak {hwm[pid] / mib:.0f} MiB, "
+                    f"{after[pid] / mib:.0f} MiB after"
+                )
+        finally:
+            moto.stop()
+
+
+def _children(pid: int) -> list[int]:
+    return sorted(
+        int(e.name)
+        for e in Path("/proc").iterdir()
+        if e.name.isdigit() and _parent_pid(int(e.name)) == pid
+    )
+
+
+def _hwm(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+PER_PIXEL_CASES = [
+    ("PNG", "RGB"),
+    ("PNG", "RGBA"),
+    ("PNG", "L"),
+    ("JPEG", "RGB"),
+    ("WEBP", "RGB"),
+    ("GIF", "RGB"),
+]
+PER_PIXEL_CHILD = """
+import io, os, sys
+from service import imaging
+data = open(sys.argv[1], "rb").read()
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+resting = status("VmRSS:")
+imaging.greyscale(io.BytesIO(data), 10**9)
+print((status("VmHWM:") - resting) / int(sys.argv[2]))
+"""
+
+
+def per_pixel(side: int = 3000) -> None:
+    """Peak resident growth per pixel of one conversion, random pixels, each in a fresh process.
+
+    The child only reads the encoded file and converts it, so nothing freed before the
+    conversion hides its growth.
+    """
+    import subprocess
+
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory(prefix="bench-pixels-") as tmp:
+        for fmt, mode in PER_PIXEL_CASES:
+            image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).convert(mode)
+            path = Path(tmp) / f"image.{fmt.lower()}"
+            image.save(path, fmt, **({"compress_level": 1} if fmt == "PNG" else {}))
+            done = subprocess.run(
+                [sys.executable, "-c", PER_PIXEL_CHILD, str(path), str(side * side)],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            print(f"{fmt} {mode} {side}x{side}: {float(done.stdout):.1f} bytes per pixel at peak")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--attackers", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--stacks", default="gevent,gthread,granian")
+    parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--per-pixel", action="store_true")
+    args = parser.parse_args()
+    print(f"load before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    if args.memory:
+        memory()
+        return
+    if args.per_pixel:
+        per_pixel()
+        return
+    stacks = []
+    for stack in args.stacks.split(","):
+        if stack == "granian" and importlib.util.find_spec("granian") is None:
+            print(
+                "granian: not installed here, left out (pip install granian==2.8.7 to include it)"
+            )
+            continue
+        stacks.append(stack)
+    compare(stacks, args.seconds, args.attackers, args.rounds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Per-pod budgets: downloads in flight, and the memory that conversions may take at once.
+
+Every gunicorn worker of a pod draws on the same ledgers, kept in shared memory that the
+master makes before it forks (`share()`); a process that has none makes its own. A worker
+that dies gives its share back through the master (`forget`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import math
+import multiprocessing
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO, Any
+
+from PIL import Image
+
+from service import imaging, offload
+from service.settings import ServingSettings, conversion_budget
+
+# Peak growth of resident memory per pixel during imaging.greyscale, with a margin: measured by
+# `bench/serving.py --per-pixel` on 9-MP images of random pixels, the worst case for every
+# encoder (PNG 13.2, WebP 38.5, GIF 2.5, JPEG 1.7). WebP's encoder is by far the hungriest.
+BYTES_PER_PIXEL = {"JPEG": 4, "GIF": 8, "PNG": 16, "WEBP": 40}
+# A conversion that finds the budget spent waits this long for it, then answers 503.
+BUDGET_WAIT_SECONDS = 5.0
+_POLL_SECONDS = 0.05
+# After a conversion this large, hand the freed memory back to the kernel.
+TRIM_ABOVE_BYTES = 32 * 1024 * 1024
+_SLOTS = 128
+
+
+class BusyError(Exception):
+    """The pod is at a budget; the client should retry after a pause (503 with Retry-After)."""
+
+
+class ConversionTimeoutError(BusyError):
+    """A conversion ran past CONVERSION_TIMEOUT_SECONDS; the request gives up on it."""
+
+
+class Ledger:
+    """Amounts in use by each process (pid, amount), in memory shared across fork."""
+
+    def __init__(self) -> None:
+        self._cells = multiprocessing.Array("q", 2 * _SLOTS)
+
+    def try_take(self, amount: int, cap: int) -> bool:
+        """Take `amount` if the pod's total stays within `cap`."""
+        pid = os.getpid()
+        with self._cells.get_lock():
+            cells = self._cells
+            if sum(cells[i + 1] for i in range(0, len(cells), 2)) + amount > cap:
+                return False
+            free = None
+            for i in range(0, len(cells), 2):
+                if cells[i] == pid:
+                    cells[i + 1] += amount
+                    return True
+                if free is None and cells[i] == 0:
+                    free = i
+            if free is None:
+                return False
+            cells[free], cells[free + 1] = pid, amount
+            return True
+
+    def give_back(self, amount: int) -> None:
+        pid = os.getpid()
+        with self._cells.get_lock():
+            for i in range(0, len(self._cells), 2):
+                if self._cells[i] == pid:
+                    self._cells[i + 1] -= amount
+                    if self._cells[i + 1] <= 0:
+                        self._cells[i] = self._cells[i + 1] = 0
+                    return
+
+    def forget(self, pid: int) -> None:
+        """Drop what a dead process held."""
+        with self._cells.get_lock():
+            for i in range(0, len(self._cells), 2):
+                if self._cells[i] == pid:
+                    self._cells[i] = self._cells[i + 1] = 0
+
+    def total(self) -> int:
+        with self._cells.get_lock():
+            return sum(self._cells[i + 1] for i in range(0, len(self._cells), 2))
+
+
+@dataclass
+class _Ledgers:
+    downloads: Ledger
+    memory: Ledger
+
+
+_ledgers: _Ledgers | None = None
+
+
+def share() -> None:
+    """Make the pod's ledgers; called by gunicorn's master before it forks the workers."""
+    global _ledgers
+    _ledgers = _Ledgers(Ledger(), Ledger())
+
+
+def forget(pid: int) -> None:
+    if _ledgers is not None:
+        _ledgers.downloads.forget(pid)
+        _ledgers.memory.forget(pid)
+
+
+def _shared() -> _Ledgers:
+    if _ledgers is None:
+        share()
+    assert _ledgers is not None
+    return _ledgers
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The pod's limits, as the routes apply them."""
+
+    settings: ServingSettings
+    workers: int
+
+    @property
+    def budget_bytes(self) -> int:
+        return conversion_budget(self.settings, self.workers)
+
+    @contextlib.contextmanager
+    def download_slot(self) -> Iterator[None]:
+        """One of MAX_DOWNLOADS, or BusyError at once."""
+        ledger = _shared().downloads
+        if not ledger.try_take(1, self.settings.max_downloads):
+            raise BusyError(
+                f"{self.settings.max_downloads} downloads are in flight already; try again later."
+            )
+        try:
+            yield
+        finally:
+            ledger.give_back(1)
+
+    def greyscale(self, file: IO[bytes], max_pixels: int) -> imaging.Converted:
+        """imaging.greyscale within the memory budget and the conversion deadline."""
+        cost = conversion_cost(file, max_pixels)
+        if cost is None:  # imaging refuses it at once, and says why
+            return imaging.greyscale(file, max_pixels)
+        budget = self.budget_bytes
+        if cost > budget:
+            raise imaging.ImageRejectedError(
+                f"Converting this image takes about {_mib(cost)} MiB, more than the "
+                f"{_mib(budget)} MiB this pod has for conversions."
+            )
+        ledger = _shared().memory
+        waited_until = time.monotonic() + BUDGET_WAIT_SECONDS
+        while not ledger.try_take(cost, budget):
+            if time.monotonic() >= waited_until:
+                raise BusyError("The server is converting as many images as fits; try again later.")
+            time.sleep(_POLL_SECONDS)  # a greenlet's sleep under gevent
+
+        def convert() -> imaging.Converted:
+            try:
+                return imaging.greyscale(file, max_pixels)
+            finally:
+                # The thread, not the request, gives the memory back: it may outlive a timeout.
+                ledger.give_back(cost)
+                if cost > TRIM_ABOVE_BYTES:
+                    trim_memory()
+
+        seconds = self.settings.conversion_timeout_seconds
+        try:
+            return offload.cpu(convert, seconds)
+        except offload.DeadlineExceededError:
+            raise ConversionTimeoutError(
+                f"The conversion did not finish within {seconds:g} seconds; try again later."
+            ) from None
+
+
+def conversion_cost(file: IO[bytes], max_pixels: int) -> int | None:
+    """Peak bytes a conversion of `file` may take, from its header alone.
+
+    None for what imaging refuses before decoding: no image, or more than `max_pixels`.
+    """
+    position = file.tell()
+    try:
+        file.seek(0, os.SEEK_END)
+        size = file.tell()
+        file.seek(0)
+        with Image.open(file, formats=tuple(imaging.CONTENT_TYPES)) as image:
+            fmt = "JPEG" if image.format == "MPO" else str(image.format)
+            frames = 1 if fmt == "JPEG" else int(getattr(image, "n_frames", 1))
+            width, height = image.size
+    except Exception:
+        return None
+    finally:
+        file.seek(position)
+    pixels = width * height * max(frames, 1)
+    if pixels > max_pixels:
+        return None
+    return pixels * BYTES_PER_PIXEL.get(fmt, max(BYTES_PER_PIXEL.values())) + size
+
+
+def _mib(amount: int) -> int:
+    return math.ceil(amount / (1024 * 1024))
+
+
+def _malloc_trim() -> Any:
+    # The process's own symbols: glibc's malloc_trim where glibc is the C library.
+    try:
+        return getattr(ctypes.CDLL(None), "malloc_trim", None)
+    except OSError:
+        return None
+
+
+_MALLOC_TRIM = _malloc_trim()
+
+
+def trim_memory() -> None:
+    """Give freed heap back to the kernel (glibc's malloc_trim); nothing elsewhere."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
