@@ -141,17 +141,26 @@ class Admission:
         finally:
             ledger.give_back(1)
 
-    def greyscale(self, file: IO[bytes], max_pixels: int) -> imaging.Converted:
-        """imaging.greyscale within the memory budget and the conversion deadline."""
+    def check_fits(self, file: IO[bytes], max_pixels: int) -> int | None:
+        """The conversion's cost; ImageRejectedError when it could never fit this pod's budget.
+
+        Called at upload too, so that no image is accepted that could not be converted.
+        """
         cost = conversion_cost(file, max_pixels)
-        if cost is None:  # imaging refuses it at once, and says why
-            return imaging.greyscale(file, max_pixels)
         budget = self.budget_bytes
-        if cost > budget:
+        if cost is not None and cost > budget:
             raise imaging.ImageRejectedError(
                 f"Converting this image takes about {_mib(cost)} MiB, more than the "
                 f"{_mib(budget)} MiB this pod has for conversions."
             )
+        return cost
+
+    def greyscale(self, file: IO[bytes], max_pixels: int) -> imaging.Converted:
+        """imaging.greyscale within the memory budget and the conversion deadline."""
+        cost = self.check_fits(file, max_pixels)
+        if cost is None:  # imaging refuses it at once, and says why
+            return imaging.greyscale(file, max_pixels)
+        budget = self.budget_bytes
         ledger = _shared().memory
         waited_until = time.monotonic() + BUDGET_WAIT_SECONDS
         while not ledger.try_take(cost, budget):

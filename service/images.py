@@ -63,6 +63,7 @@ def download() -> tuple[Response, int]:
     with api.admission.download_slot(), fetch(url, api.fetch_settings) as downloaded:
         content_type = contenttype.detect(downloaded.file)
         imaging.check(downloaded.file, api.fetch_settings.max_image_pixels)
+        api.admission.check_fits(downloaded.file, api.fetch_settings.max_image_pixels)
         downloaded.file.seek(0)
         storage = api.storage
         # Unlike a result, an original is looked for first: a repeated download then neither

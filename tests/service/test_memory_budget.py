@@ -105,15 +105,25 @@ def tight_api(s3_server: Any) -> Iterator[Api]:
     yield from serve(api_env(s3_server.env(), WEB_CONCURRENCY="1", MEMORY_LIMIT_BYTES=str(limit)))
 
 
-def test_an_image_over_the_pods_conversion_budget_gets_422(
+def test_an_image_over_the_pods_conversion_budget_is_refused_at_upload(
     tight_api: Api, origin: OriginServer
 ) -> None:
-    path = tight_api.upload(origin.url("big.png"))
+    """Nothing is accepted that this pod could never convert."""
+    answer = tight_api.post("/incoming", {"url": origin.url("big.png")})
+    assert answer.status == 422
+    assert "more than the 20 MiB this pod has for conversions" in error_of(answer)
+    # Small images still go in and convert.
+    assert tight_api.process(tight_api.upload(origin.url("photo.png"))).startswith("/processed/")
+
+
+def test_one_stored_by_a_roomier_pod_gets_422_at_conversion(
+    tight_api: Api, api: Api, origin: OriginServer
+) -> None:
+    """A pod with a larger budget (the default) stored it, on the same storage."""
+    path = api.upload(origin.url("big.png"))
     answer = tight_api.post("/processed", {"path": path})
     assert answer.status == 422
     assert "more than the 20 MiB this pod has for conversions" in error_of(answer)
-    # Small images still convert.
-    assert tight_api.process(tight_api.upload(origin.url("photo.png"))).startswith("/processed/")
 
 
 @pytest.fixture
