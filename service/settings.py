@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
+_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 MIB = 1024 * 1024
@@ -80,6 +81,7 @@ class StorageSettings:
     secure: bool
     incoming_bucket: str
     processed_bucket: str
+    region: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> StorageSettings:
@@ -89,6 +91,12 @@ class StorageSettings:
             raise SettingsError(
                 f"MINIO_ENDPOINT must be host:port without a scheme, got {endpoint!r}"
             )
+        # Without it, the client asks the endpoint for each bucket's region first.
+        region = _get(env, "MINIO_REGION", default="") or None
+        if region is not None and not _REGION.fullmatch(region):
+            raise SettingsError(
+                f"MINIO_REGION must be a region name such as eu-west-1, got {region!r}"
+            )
         return cls(
             endpoint=endpoint,
             access_key=_get(env, "MINIO_ACCESS_KEY", "minio_access_key"),
@@ -96,6 +104,7 @@ class StorageSettings:
             secure=_bool(env, "MINIO_SECURE", default=False),
             incoming_bucket=_bucket(env, "INCOMING_BUCKET", "incoming"),
             processed_bucket=_bucket(env, "PROCESSED_BUCKET", "processed"),
+            region=region,
         )
 
 

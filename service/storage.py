@@ -109,6 +109,7 @@ def _client(settings: StorageSettings, timeout_seconds: float, connections: int)
         access_key=settings.access_key,
         secret_key=settings.secret_key,
         secure=settings.secure,
+        region=settings.region,
         http_client=http,
     )
 

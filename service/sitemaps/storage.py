@@ -41,6 +41,7 @@ def connect(settings: StorageSettings, workers: int = 8) -> Minio:
         access_key=settings.access_key,
         secret_key=settings.secret_key,
         secure=settings.secure,
+        region=settings.region,
         http_client=http,
     )
 

@@ -41,6 +41,7 @@ def test_new_names_win_over_legacy_ones() -> None:
         ({**BASE, "MINIO_ENDPOINT": "http://minio:9000"}, "MINIO_ENDPOINT must be host:port"),
         ({**BASE, "MINIO_SECRET_KEY": "  "}, "MINIO_SECRET_KEY (or minio_secret_key) is required"),
         ({**BASE, "MINIO_SECURE": "maybe"}, "MINIO_SECURE must be true or false"),
+        ({**BASE, "MINIO_REGION": "EU West"}, "MINIO_REGION must be a region name"),
         ({**BASE, "INCOMING_BUCKET": "Bad_Bucket"}, "INCOMING_BUCKET must be a valid S3 bucket"),
         ({**BASE, "PROCESSED_BUCKET": "ab"}, "PROCESSED_BUCKET must be a valid S3 bucket"),
     ],
@@ -48,6 +49,11 @@ def test_new_names_win_over_legacy_ones() -> None:
 def test_storage_errors_name_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(")", r"\)")):
         StorageSettings.from_env(env)
+
+
+def test_region_is_optional_and_read_when_set() -> None:
+    assert StorageSettings.from_env(BASE).region is None
+    assert StorageSettings.from_env({**BASE, "MINIO_REGION": "eu-west-1"}).region == "eu-west-1"
 
 
 def test_fetch_defaults() -> None:
