@@ -42,6 +42,7 @@ load: sync
 bench: sync
 	.venv/bin/python bench/greyscale.py
 	.venv/bin/python bench/api_throughput.py
+	.venv/bin/python bench/serving.py
 	.venv/bin/python bench/sitemaps.py
 
 # Creates .venv and installs exactly what uv.lock pins (runtime, infra and dev groups).

@@ -16,10 +16,36 @@ class Stopped(BaseException):
     """SIGTERM arrived. A BaseException, so that no `except Exception` on the way swallows it."""
 
 
+_held = 0  # how many `stops_held` blocks the main thread is in
+_pending = False  # a SIGTERM came during one of them
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
+    global _pending
     # One stop is enough: a second SIGTERM must not interrupt the clean-up the first started.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if _held:
+        _pending = True
+        return
     raise Stopped
+
+
+@contextmanager
+def stops_held() -> Iterator[None]:
+    """A SIGTERM inside the block raises Stopped only when the block is done.
+
+    For steps that must not be cut in half, such as starting a worker process: stopped
+    half-way, the parent would not know the child it had already forked.
+    """
+    global _held, _pending
+    _held += 1
+    try:
+        yield
+    finally:
+        _held -= 1
+        if not _held and _pending:
+            _pending = False
+            raise Stopped
 
 
 @contextmanager

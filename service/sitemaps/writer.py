@@ -23,6 +23,7 @@ from service.sitemaps.entries import Entries, Row, render
 from service.sitemaps.errors import SitemapError
 from service.sitemaps.locs import escape_batch
 from service.sitemaps.sections import Section
+from service.sitemaps.stopping import stops_held
 
 log = logging.getLogger("service.sitemaps")
 URLSET_HEAD = (
@@ -366,7 +367,8 @@ def _write_split(
                     name="sitemaps-worker",
                     daemon=True,
                 )
-                worker.start()
+                with stops_held():
+                    worker.start()
                 worker_end.close()  # so that a dead worker reads as EOF here
             elif worker is not None and stop < 0 and channel.poll():
                 stop = _split_point(position, _answer(channel, int), limits.max_urls)
@@ -384,9 +386,7 @@ def _write_split(
     finally:
         channel.close()
         worker_end.close()
-        # No pid: a stop (SIGTERM) came while it was being started; then there is nothing to
-        # join, and a half-started child exits by itself when its set-up pipe closes.
-        if worker is not None and worker.pid is not None:
+        if worker is not None:
             if worker.is_alive():
                 worker.terminate()
             worker.join()

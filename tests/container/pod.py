@@ -26,6 +26,7 @@ from typing import Any
 import urllib3
 
 from tests.container.engine import NETWORK, environment, tool
+from tests.infra.k8s_objects import resource_field
 from tests.servers import free_port
 
 _QUANTITY = re.compile(r"^(?P<number>[0-9.]+)(?P<unit>[KMGTE]i?|m)?$")
@@ -175,6 +176,8 @@ class PodContainer:
                 resolved[item["name"]] = self.secrets[ref["name"]][ref["key"]]
             elif source.get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
                 resolved[item["name"]] = self.namespace
+            elif "resourceFieldRef" in source:
+                resolved[item["name"]] = resource_field(self.container, source["resourceFieldRef"])
             else:
                 raise AssertionError(f"env {item['name']}: unsupported source {source}")
         return resolved

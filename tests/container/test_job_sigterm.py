@@ -14,7 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from service.sitemaps.stopping import EXIT_CODE
+import pytest
+
+from service.sitemaps.stopping import EXIT_CODE, Stopped, sigterm_raises_stopped, stops_held
 
 # Far more rows than a run can write before the signal: the job is mid-generation when it comes.
 ENDLESS = (
@@ -80,3 +82,19 @@ def test_sigterm_during_generate_exits_with_one_line(tmp_path) -> None:
     while _group(job.pid) and time.monotonic() < deadline:  # the worker went with it
         time.sleep(0.05)
     assert _group(job.pid) == []
+
+
+def test_a_stop_during_a_step_that_must_not_be_cut_waits_for_its_end() -> None:
+    """SIGTERM while the SQLite worker process is being started: Stopped comes after the start."""
+    steps: list[str] = []
+
+    def step() -> None:
+        with sigterm_raises_stopped():
+            with stops_held():
+                os.kill(os.getpid(), signal.SIGTERM)
+                steps.append("finished the step")
+            steps.append("went on")  # never reached
+
+    with pytest.raises(Stopped):
+        step()
+    assert steps == ["finished the step"]

@@ -31,3 +31,15 @@ def strings(value: Any) -> list[str]:
     if isinstance(value, list):
         return [s for item in value for s in strings(item)]
     return [value] if isinstance(value, str) else []
+
+
+def resource_field(container: dict[str, Any], ref: dict[str, Any]) -> str:
+    """An env value from `resourceFieldRef`, as the kubelet fills it: the container's limit or
+    request, divided by the divisor and rounded up to a whole number."""
+    from math import ceil
+
+    from infra.config import parse_quantity
+
+    kind, _, resource = ref["resource"].partition(".")
+    value = parse_quantity(str(container["resources"][kind][resource]))
+    return str(ceil(value / parse_quantity(str(ref.get("divisor", "1")))))

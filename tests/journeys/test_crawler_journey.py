@@ -35,6 +35,7 @@ import pytest
 import urllib3
 from crawler import LoopbackWeb, crawl, robots_sitemaps
 from ingress_nginx import Certificate, Listeners, nginx_conf
+from k8s_objects import resource_field
 from kube_stand_in import kube_api
 from nginx_server import NginxServer
 from stack_render import ROOT, Rendered, render_all
@@ -82,6 +83,8 @@ def resolved_env(
             env[entry["name"]] = obj["metadata"]["namespace"]
         elif "secretKeyRef" in source:
             env[entry["name"]] = secrets[source["secretKeyRef"]["key"]]
+        elif "resourceFieldRef" in source:
+            env[entry["name"]] = resource_field(container, source["resourceFieldRef"])
         else:
             raise AssertionError(f"cannot resolve env entry {entry}")
     return {**env, **stand_ins}
