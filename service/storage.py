@@ -104,6 +104,11 @@ def _client(settings: StorageSettings, timeout_seconds: float, connections: int)
         ),
         maxsize=connections,
     )
+    return minio_client(settings, http)
+
+
+def minio_client(settings: StorageSettings, http: urllib3.PoolManager) -> Minio:
+    """A client of the storage the settings name, over `http` (its timeouts and retries)."""
     return Minio(
         settings.endpoint,
         access_key=settings.access_key,

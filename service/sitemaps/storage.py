@@ -20,6 +20,7 @@ from service.settings import StorageSettings
 from service.sitemaps.errors import SitemapError
 from service.sitemaps.naming import is_generation
 from service.sitemaps.writer import INDEX_NAME, Generation
+from service.storage import minio_client
 
 WENT_LIVE_TAG = "went-live"
 # Markers that keep a rollback and a publish's clean-up from racing (see Publisher.rollback).
@@ -36,14 +37,7 @@ def connect(settings: StorageSettings, workers: int = 8) -> Minio:
         maxsize=workers,
         retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
     )
-    return Minio(
-        settings.endpoint,
-        access_key=settings.access_key,
-        secret_key=settings.secret_key,
-        secure=settings.secure,
-        region=settings.region,
-        http_client=http,
-    )
+    return minio_client(settings, http)
 
 
 @contextmanager
