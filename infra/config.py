@@ -13,7 +13,7 @@ from typing import Any
 import pulumi
 
 from infra.cron import CronError, validate_schedule
-from service.settings import SettingsError, StorageSettings
+from service.settings import REGION, SettingsError, StorageSettings
 
 PROJECT = "kube-image-processing"
 
@@ -947,7 +947,7 @@ def _storage(root: _Section, secrets: Mapping[str, Any]) -> StorageConfig:
     tls = section.boolean("tls", True)
     region = section.optional_text("region")
     section.finish()
-    if region is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", region):
+    if region is not None and not REGION.fullmatch(region):
         raise ConfigError(
             f"storage.region must be a region name such as eu-west-1, got {json.dumps(region)}"
         )

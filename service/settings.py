@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
-_REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+# An S3 region name (eu-west-1); the Pulumi program checks storage.region by the same rule.
+REGION = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
 
 MIB = 1024 * 1024
@@ -93,7 +94,7 @@ class StorageSettings:
             )
         # Without it, the client asks the endpoint for each bucket's region first.
         region = _get(env, "MINIO_REGION", default="") or None
-        if region is not None and not _REGION.fullmatch(region):
+        if region is not None and not REGION.fullmatch(region):
             raise SettingsError(
                 f"MINIO_REGION must be a region name such as eu-west-1, got {region!r}"
             )
