@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from PIL import Image
 
@@ -24,8 +24,9 @@ from service.settings import ServingSettings, conversion_budget
 
 # Peak growth of resident memory per pixel during imaging.greyscale, with a margin: measured by
 # `bench/serving.py --per-pixel` on 9-MP images of random pixels, the worst case for every
-# encoder (PNG 13.2, WebP 38.5, GIF 2.5, JPEG 1.7). WebP's encoder is by far the hungriest.
-BYTES_PER_PIXEL = {"JPEG": 4, "GIF": 8, "PNG": 16, "WEBP": 40}
+# encoder (PNG 13.1, lossless WebP 47.3, GIF 2.4, JPEG 1.5). WebP's encoder is by far the
+# hungriest.
+BYTES_PER_PIXEL = {"JPEG": 4, "GIF": 8, "PNG": 16, "WEBP": 52}
 # A conversion that finds the budget spent waits this long for it, then answers 503.
 BUDGET_WAIT_SECONDS = 5.0
 _POLL_SECONDS = 0.05
@@ -46,47 +47,49 @@ class Ledger:
     """Amounts in use by each process (pid, amount), in memory shared across fork."""
 
     def __init__(self) -> None:
-        self._cells = multiprocessing.Array("q", 2 * _SLOTS)
+        shared = multiprocessing.Array("q", 2 * _SLOTS)
+        self._lock = shared.get_lock()
+        # The raw array under the one lock: the synchronized wrapper would lock per cell.
+        self._cells = cast("ctypes.Array[ctypes.c_int64]", shared.get_obj())
 
     def try_take(self, amount: int, cap: int) -> bool:
         """Take `amount` if the pod's total stays within `cap`."""
         pid = os.getpid()
-        with self._cells.get_lock():
+        with self._lock:
             cells = self._cells
-            if sum(cells[i + 1] for i in range(0, len(cells), 2)) + amount > cap:
+            if sum(cells[1::2]) + amount > cap:
                 return False
-            free = None
-            for i in range(0, len(cells), 2):
-                if cells[i] == pid:
-                    cells[i + 1] += amount
-                    return True
-                if free is None and cells[i] == 0:
-                    free = i
-            if free is None:
+            pids = cells[0::2]
+            slot = pid if pid in pids else 0  # this process's cell, or a free one
+            if slot not in pids:
                 return False
-            cells[free], cells[free + 1] = pid, amount
+            index = 2 * pids.index(slot)
+            cells[index] = pid
+            cells[index + 1] += amount
             return True
 
     def give_back(self, amount: int) -> None:
         pid = os.getpid()
-        with self._cells.get_lock():
-            for i in range(0, len(self._cells), 2):
-                if self._cells[i] == pid:
-                    self._cells[i + 1] -= amount
-                    if self._cells[i + 1] <= 0:
-                        self._cells[i] = self._cells[i + 1] = 0
-                    return
+        with self._lock:
+            cells = self._cells
+            pids = cells[0::2]
+            if pid in pids:
+                index = 2 * pids.index(pid)
+                cells[index + 1] -= amount
+                if cells[index + 1] <= 0:
+                    cells[index] = cells[index + 1] = 0
 
     def forget(self, pid: int) -> None:
         """Drop what a dead process held."""
-        with self._cells.get_lock():
-            for i in range(0, len(self._cells), 2):
-                if self._cells[i] == pid:
-                    self._cells[i] = self._cells[i + 1] = 0
+        with self._lock:
+            cells = self._cells
+            for index in range(0, len(cells), 2):
+                if cells[index] == pid:
+                    cells[index] = cells[index + 1] = 0
 
     def total(self) -> int:
-        with self._cells.get_lock():
-            return sum(self._cells[i + 1] for i in range(0, len(self._cells), 2))
+        with self._lock:
+            return sum(self._cells[1::2])
 
 
 @dataclass
