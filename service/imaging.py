@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -10,7 +11,7 @@ from typing import IO
 
 from PIL import ExifTags, Image, ImageChops, ImageSequence
 
-from service import deflate
+from service import deflate, pngload
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 MAX_FRAMES = 1000
@@ -94,7 +95,7 @@ def _check_whole(image: Image.Image, fmt: str, file: IO[bytes], max_pixels: int)
         image.draft(None, (max(1, width // 8), max(1, height // 8)))
         image.load()
     elif width * height <= FULL_CHECK_PIXELS:
-        image.load()
+        _load(image)
     elif fmt == "JPEG":
         tiles = getattr(image, "tile", None)
         _check_jpeg_end(file, tiles[0][2] if tiles else 0)
@@ -118,20 +119,19 @@ def greyscale(file: IO[bytes], max_pixels: int) -> Converted:
     """`file` converted to greyscale in its own format, without metadata."""
     with _open(file, max_pixels) as image:
         fmt = _format(image)
-        out = io.BytesIO()
         try:
             frames = 1 if fmt == "JPEG" else getattr(image, "n_frames", 1)
             if frames > 1:
-                _save_animation(image, fmt, frames, max_pixels, file, out)
+                data = _animation(image, fmt, frames, max_pixels, file)
             else:
-                _save_still(image, fmt, file, out)
+                data = _still(image, fmt, file)
         # Decoders of untrusted bytes fail in many ways (OSError, SyntaxError, struct.error,
         # IndexError, …); every one of them means this image cannot be converted.
         except Exception as error:
             if isinstance(error, ImageRejectedError):
                 raise
             raise ImageRejectedError(f"The image could not be decoded: {_reason(error)}") from None
-    return Converted(data=out.getvalue(), content_type=CONTENT_TYPES[fmt])
+    return Converted(data=data, content_type=CONTENT_TYPES[fmt])
 
 
 def _open(file: IO[bytes], max_pixels: int) -> Image.Image:
@@ -164,7 +164,16 @@ def _reason(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-def _save_still(image: Image.Image, fmt: str, file: IO[bytes], out: io.BytesIO) -> None:
+def _load(image: Image.Image) -> None:
+    if pngload.decodable(image):
+        pngload.load(image)
+    else:
+        image.load()
+
+
+def _still(image: Image.Image, fmt: str, file: IO[bytes]) -> bytes:
+    if fmt == "PNG":
+        _load(image)  # before getexif(), which would have Pillow decode it
     options = _options(image, fmt, file)
     orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     if fmt == "JPEG" and image.mode == "RGB":
@@ -175,21 +184,39 @@ def _save_still(image: Image.Image, fmt: str, file: IO[bytes], out: io.BytesIO) 
     if orientation in _TRANSPOSE:
         grey = grey.transpose(_TRANSPOSE[orientation])
     if fmt == "PNG" and grey.mode == "L" and not options.get("transparency"):
-        out.write(_png_grey(grey))
-    elif fmt == "PNG":
-        out.write(_png_by_pillow(grey, options))
-    else:
-        grey.save(out, fmt, **options)
+        return _png_grey(grey)
+    if fmt == "PNG":
+        return _png_by_pillow(grey, options)
+    return _encoded(grey, fmt, options)
+
+
+def _encoded(image: Image.Image, fmt: str, options: dict[str, object]) -> bytes:
+    """`image` saved by Pillow's encoder for `fmt`, without holding the GIL while it encodes.
+
+    Pillow lets other threads run during an encode only when it writes to a file descriptor;
+    into a BytesIO, a JPEG's encode stops the worker's requests for its whole length. A
+    file in memory (memfd) has a descriptor and never touches a disk.
+    """
+    with _memory_file() as out:
+        image.save(out, fmt, **options)
+        out.seek(0)
+        return out.read()
+
+
+def _memory_file() -> IO[bytes]:
+    try:
+        descriptor = os.memfd_create("greyscale", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):  # no memfd (not Linux): the same bytes, GIL held
+        return io.BytesIO()
+    return os.fdopen(descriptor, "w+b", buffering=0)
 
 
 def _png_by_pillow(grey: Image.Image, options: dict[str, object]) -> bytes:
-    fast = io.BytesIO()
-    grey.save(fast, "PNG", **options)
-    if fast.tell() >= PNG_THOROUGH_BELOW_BYTES_PER_PIXEL * grey.width * grey.height:
-        return fast.getvalue()
-    thorough = io.BytesIO()
-    grey.save(thorough, "PNG", **{**options, "compress_level": PNG_THOROUGH_LEVEL})
-    return min(fast.getvalue(), thorough.getvalue(), key=len)
+    fast = _encoded(grey, "PNG", options)
+    if len(fast) >= PNG_THOROUGH_BELOW_BYTES_PER_PIXEL * grey.width * grey.height:
+        return fast
+    thorough = _encoded(grey, "PNG", {**options, "compress_level": PNG_THOROUGH_LEVEL})
+    return min(fast, thorough, key=len)
 
 
 def _png_grey(grey: Image.Image) -> bytes:
@@ -256,9 +283,9 @@ def _transparency(image: Image.Image) -> dict[str, object]:
     return {"transparency": value}
 
 
-def _save_animation(
-    image: Image.Image, fmt: str, frames: int, max_pixels: int, file: IO[bytes], out: io.BytesIO
-) -> None:
+def _animation(
+    image: Image.Image, fmt: str, frames: int, max_pixels: int, file: IO[bytes]
+) -> bytes:
     width, height = image.size
     if frames > MAX_FRAMES or frames * width * height > max_pixels:
         raise ImageRejectedError(
@@ -282,7 +309,7 @@ def _save_animation(
         options.update(_webp_options(file))
     if fmt == "PNG":
         options["compress_level"] = PNG_COMPRESS_LEVEL
-    greys[0].save(out, fmt, **options)
+    return _encoded(greys[0], fmt, options)
 
 
 def _webp_options(file: IO[bytes]) -> dict[str, object]:
