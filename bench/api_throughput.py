@@ -89,7 +89,7 @@ class App:
     base: str
     pid: int
     fresh: list[list[str]]  # per round: incoming paths never converted by this app
-    converted: list[str] = field(default_factory=list)
+    converted: dict[str, None] = field(default_factory=dict)  # ordered, with O(1) lookups
 
 
 def tree_cpu_seconds(root: int) -> float:
@@ -129,7 +129,12 @@ def run_phase(
     seconds: float,
     s3_endpoint: str,
 ) -> Phase:
-    """8 clients POST /processed until time is up or paths run out."""
+    """8 clients POST /processed until time is up or paths run out.
+
+    The clients open new connections for each phase: the kernel spreads connections over
+    an app's workers at random, and a spread kept for the whole run would decide it.
+    """
+    clients = urllib3.PoolManager(maxsize=CLIENTS, timeout=urllib3.Timeout(connect=5, read=120))
     phase = Phase()
     lock = threading.Lock()
     s3_before, connections_before = s3_counts(http, s3_endpoint)
@@ -144,7 +149,7 @@ def run_phase(
                 return
             sent = time.perf_counter()
             try:
-                answer = http.request("POST", f"{app.base}/processed", json={"path": path})
+                answer = clients.request("POST", f"{app.base}/processed", json={"path": path})
                 ok = answer.status == 201
             except urllib3.exceptions.HTTPError:
                 ok = False
@@ -152,8 +157,7 @@ def run_phase(
             with lock:
                 if ok:
                     phase.latencies.append(took)
-                    if path not in app.converted:
-                        app.converted.append(path)
+                    app.converted.setdefault(path)
                 else:
                     phase.errors += 1
 
@@ -163,6 +167,7 @@ def run_phase(
     for thread in threads:
         thread.join()
     phase.seconds = time.perf_counter() - started
+    clients.clear()
     time.sleep(0.3)  # work the app does after answering (a write off the request path) counts
     phase.cpu_seconds = tree_cpu_seconds(app.pid) - cpu_before
     s3_after, connections_after = s3_counts(http, s3_endpoint)
@@ -234,39 +239,30 @@ def seed_incoming(endpoint: str, images: list[bytes]) -> list[str]:
 
 @contextmanager
 def started_apps(
-    stack: ExitStack, env: dict[str, str], work: Path, workers: int
+    stack: ExitStack, env: dict[str, str], work: Path, workers: int, names: tuple[str, ...]
 ) -> Iterator[dict[str, tuple[str, int]]]:
-    """Start the three apps: name -> (base URL, pid of the process tree's root)."""
-    ports = {name: free_port() for name in APPS}
-    commands = {
-        "ours": [
-            str(BIN / "python"),
-            "-m",
-            "service.serve",
-            "--bind",
-            f"127.0.0.1:{ports['ours']}",
-        ],
-        "naive": [
-            str(BIN / "gunicorn"),
-            "--workers",
-            str(workers),
-            "--threads",
-            str(THREADS),
-            "--worker-class",
-            "gthread",
-            "--bind",
-            f"127.0.0.1:{ports['naive']}",
-            "bench.api_baselines:naive_app()",
-        ],
-        "original": [str(BIN / "python"), "bench/api_baselines.py", str(ports["original"])],
-    }
+    """Start the apps named: name -> (base URL, pid of the process tree's root)."""
+    ports = {name: free_port() for name in names}
     running = {}
-    for name, command in commands.items():
+    for name, port in ports.items():
+        command = _command(name, port, workers)
         child = stack.enter_context(process(command, env, work / f"{name}.log"))
-        running[name] = (f"http://127.0.0.1:{ports[name]}", child.pid)
+        running[name] = (f"http://127.0.0.1:{port}", child.pid)
     for name, port in ports.items():
         wait_until(lambda port=port: listening(port), 60, f"{name} listening")
     yield running
+
+
+def _command(name: str, port: int, workers: int) -> list[str]:
+    bind = f"127.0.0.1:{port}"
+    if name == "ours":
+        return [str(BIN / "python"), "-m", "service.serve", "--bind", bind]
+    if name == "naive":
+        return [
+            *(str(BIN / "gunicorn"), "--workers", str(workers), "--threads", str(THREADS)),
+            *("--worker-class", "gthread", "--bind", bind, "bench.api_baselines:naive_app()"),
+        ]
+    return [str(BIN / "python"), "bench/api_baselines.py", str(port)]
 
 
 def report(title: str, results: dict[str, Phase]) -> None:
@@ -303,12 +299,15 @@ def ratios(kind: str, results: dict[str, Phase]) -> None:
         phase = results[name]
         return phase.cpu_seconds / max(1, len(phase.latencies))
 
-    ours = rate("ours")
-    print(
-        f"{kind}: ours/naive throughput {ours / max(rate('naive'), 1e-9):.2f}x, "
-        f"ours/original {ours / max(rate('original'), 1e-9):.2f}x, "
-        f"ours/naive CPU per request {cpu('ours') / max(cpu('naive'), 1e-9):.2f}x"
-    )
+    if "ours" not in results:
+        return
+    parts = []
+    for other in ("naive", "original"):
+        if other in results:
+            parts.append(f"ours/{other} throughput {rate('ours') / max(rate(other), 1e-9):.2f}x")
+    if "naive" in results:
+        parts.append(f"ours/naive CPU per request {cpu('ours') / max(cpu('naive'), 1e-9):.2f}x")
+    print(f"{kind}: {', '.join(parts)}")
 
 
 def uptime() -> str:
@@ -321,12 +320,22 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=500, help="fresh images per app and round")
     parser.add_argument("--seconds", type=float, default=8.0, help="longest phase")
     parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY of both gunicorns")
+    parser.add_argument(
+        "--apps",
+        default=",".join(APPS),
+        help=f"which apps, comma-separated, of {','.join(APPS)} (default: all)",
+    )
     args = parser.parse_args()
+    names = tuple(name for name in APPS if name in args.apps.split(","))
+    unknown = set(args.apps.split(",")) - set(APPS)
+    if unknown or not names:
+        parser.error(f"--apps: choose from {','.join(APPS)}, not {args.apps!r}")
     if not Path("/usr/bin/convert").exists():
         sys.exit("error: /usr/bin/convert not found (apt-get install imagemagick)")
 
     # The original design's app converts a few dozen a second: fewer images are enough.
-    per_app = {"ours": args.images, "naive": args.images, "original": max(50, args.images // 4)}
+    sizes = {"ours": args.images, "naive": args.images, "original": max(50, args.images // 4)}
+    per_app = {name: sizes[name] for name in names}
     total = sum(per_app.values()) * args.rounds
     started = time.perf_counter()
     chunks = [range(start, min(start + 100, total)) for start in range(0, total, 100)]
@@ -356,7 +365,7 @@ def main() -> None:
             stack.enter_context(process(s3_command, env, work / "s3.log"))
             wait_until(lambda: listening(s3_port), 30, "the S3 server listening")
             paths = seed_incoming(endpoint, images)
-            with started_apps(stack, env, work, args.workers) as running:
+            with started_apps(stack, env, work, args.workers, names) as running:
                 run(http, endpoint, running, paths, per_app, args)
     except (HarnessError, subprocess.SubprocessError, OSError) as error:
         sys.exit(f"error: {error} (logs in {work})")
@@ -372,7 +381,7 @@ def run(
 ) -> None:
     apps: dict[str, App] = {}
     position = 0
-    for name in APPS:
+    for name in per_app:
         sets = []
         for _ in range(args.rounds):
             sets.append(paths[position : position + per_app[name]])
@@ -389,15 +398,16 @@ def run(
         f"{CLIENTS} clients; gunicorn {args.workers} workers x {THREADS} threads for naive; "
         f"{args.rounds} rounds, phases of at most {args.seconds:g}s"
     )
-    totals = {kind: {name: Phase() for name in APPS} for kind in ("fresh", "repeat")}
+    names = tuple(per_app)
+    totals = {kind: {name: Phase() for name in names} for kind in ("fresh", "repeat")}
     for number in range(args.rounds):
-        order = APPS[number % len(APPS) :] + APPS[: number % len(APPS)]
+        order = names[number % len(names) :] + names[: number % len(names)]
         for name in order:
             app = apps[name]
             fresh = run_phase(http, app, fresh_paths(app.fresh[number]), args.seconds, endpoint)
             totals["fresh"][name].add(fresh)
             repeat = run_phase(
-                http, app, repeat_paths(app.converted, number), args.seconds / 2, endpoint
+                http, app, repeat_paths(list(app.converted), number), args.seconds / 2, endpoint
             )
             totals["repeat"][name].add(repeat)
         print(f"round {number + 1}: {' -> '.join(order)}; load average {uptime()}")
