@@ -149,7 +149,9 @@ class Admission:
 
         Called at upload too, so that no image is accepted that could not be converted.
         """
-        cost = conversion_cost(file, max_pixels)
+        return self._within_budget(conversion_cost(file, max_pixels))
+
+    def _within_budget(self, cost: int | None) -> int | None:
         budget = self.budget_bytes
         if cost is not None and cost > budget:
             raise imaging.ImageRejectedError(
@@ -160,22 +162,25 @@ class Admission:
 
     def greyscale(self, file: IO[bytes], max_pixels: int) -> imaging.Converted:
         """imaging.greyscale within the memory budget and the conversion deadline."""
-        cost = self.check_fits(file, max_pixels)
-        if cost is None:  # imaging refuses it at once, and says why
-            return imaging.greyscale(file, max_pixels)
-        budget = self.budget_bytes
-        ledger = _shared().memory
-        waited_until = time.monotonic() + BUDGET_WAIT_SECONDS
-        while not ledger.try_take(cost, budget):
-            if time.monotonic() >= waited_until:
-                raise BusyError("The server is converting as many images as fits; try again later.")
-            time.sleep(_POLL_SECONDS)  # a greenlet's sleep under gevent
+        # One open serves the cost and the conversion: a JPEG's header costs 0.1 ms to read.
+        image = imaging.opened(file, max_pixels)
+        try:
+            cost = self._within_budget(image_cost(image, file, max_pixels))
+            ledger = None if cost is None else self._take_memory(cost)
+        except BaseException:
+            image.close()
+            raise
+        if cost is None or ledger is None:  # imaging refuses it at once, and says why
+            with image:
+                return imaging.greyscale_of(image, file, max_pixels)
 
         def convert() -> imaging.Converted:
             try:
-                return imaging.greyscale(file, max_pixels)
+                return imaging.greyscale_of(image, file, max_pixels)
             finally:
-                # The thread, not the request, gives the memory back: it may outlive a timeout.
+                # The thread, not the request, closes the image and gives the memory back:
+                # it may outlive a timeout.
+                image.close()
                 ledger.give_back(cost)
                 if cost > TRIM_ABOVE_BYTES:
                     trim_memory()
@@ -188,6 +193,16 @@ class Admission:
                 f"The conversion did not finish within {seconds:g} seconds; try again later."
             ) from None
 
+    def _take_memory(self, cost: int) -> Ledger:
+        """The pod's memory ledger, `cost` taken from it; BusyError after waiting in vain."""
+        ledger = _shared().memory
+        waited_until = time.monotonic() + BUDGET_WAIT_SECONDS
+        while not ledger.try_take(cost, self.budget_bytes):
+            if time.monotonic() >= waited_until:
+                raise BusyError("The server is converting as many images as fits; try again later.")
+            time.sleep(_POLL_SECONDS)  # a greenlet's sleep under gevent
+        return ledger
+
 
 def conversion_cost(file: IO[bytes], max_pixels: int) -> int | None:
     """Peak bytes a conversion of `file` may take, from its header alone.
@@ -196,14 +211,24 @@ def conversion_cost(file: IO[bytes], max_pixels: int) -> int | None:
     """
     position = file.tell()
     try:
+        with imaging.opened(file, max_pixels) as image:
+            return image_cost(image, file, max_pixels)
+    except imaging.ImageRejectedError:
+        return None
+    finally:
+        file.seek(position)
+
+
+def image_cost(image: Image.Image, file: IO[bytes], max_pixels: int) -> int | None:
+    """conversion_cost() of an image that imaging.opened() gave for `file`."""
+    position = file.tell()
+    try:
         file.seek(0, os.SEEK_END)
         size = file.tell()
-        file.seek(0)
-        with Image.open(file, formats=tuple(imaging.CONTENT_TYPES)) as image:
-            fmt = "JPEG" if image.format == "MPO" else str(image.format)
-            frames = 1 if fmt == "JPEG" else int(getattr(image, "n_frames", 1))
-            width, height = image.size
-    except Exception:
+        fmt = imaging.format_of(image)
+        frames = 1 if fmt == "JPEG" else int(getattr(image, "n_frames", 1))
+        width, height = image.size
+    except Exception:  # counting a damaged file's frames fails; imaging says why
         return None
     finally:
         file.seek(position)

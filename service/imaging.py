@@ -72,8 +72,8 @@ def check(file: IO[bytes], max_pixels: int) -> str:
     are decoded in full; bigger ones get cheaper checks that still find a truncated file
     (bench/greyscale.py measures both).
     """
-    with _open(file, max_pixels) as image:
-        fmt = _format(image)
+    with opened(file, max_pixels) as image:
+        fmt = format_of(image)
         try:
             _check_whole(image, fmt, file, max_pixels)
         # As in greyscale(): every way a decoder fails means the image cannot be converted.
@@ -117,24 +117,30 @@ def _check_jpeg_end(file: IO[bytes], scan: int) -> None:
 
 def greyscale(file: IO[bytes], max_pixels: int) -> Converted:
     """`file` converted to greyscale in its own format, without metadata."""
-    with _open(file, max_pixels) as image:
-        fmt = _format(image)
-        try:
-            frames = 1 if fmt == "JPEG" else getattr(image, "n_frames", 1)
-            if frames > 1:
-                data = _animation(image, fmt, frames, max_pixels, file)
-            else:
-                data = _still(image, fmt, file)
-        # Decoders of untrusted bytes fail in many ways (OSError, SyntaxError, struct.error,
-        # IndexError, …); every one of them means this image cannot be converted.
-        except Exception as error:
-            if isinstance(error, ImageRejectedError):
-                raise
-            raise ImageRejectedError(f"The image could not be decoded: {_reason(error)}") from None
+    with opened(file, max_pixels) as image:
+        return greyscale_of(image, file, max_pixels)
+
+
+def greyscale_of(image: Image.Image, file: IO[bytes], max_pixels: int) -> Converted:
+    """greyscale() of an image that opened() gave for `file`; the caller closes it."""
+    fmt = format_of(image)
+    try:
+        frames = 1 if fmt == "JPEG" else getattr(image, "n_frames", 1)
+        if frames > 1:
+            data = _animation(image, fmt, frames, max_pixels, file)
+        else:
+            data = _still(image, fmt, file)
+    # Decoders of untrusted bytes fail in many ways (OSError, SyntaxError, struct.error,
+    # IndexError, …); every one of them means this image cannot be converted.
+    except Exception as error:
+        if isinstance(error, ImageRejectedError):
+            raise
+        raise ImageRejectedError(f"The image could not be decoded: {_reason(error)}") from None
     return Converted(data=data, content_type=CONTENT_TYPES[fmt])
 
 
-def _open(file: IO[bytes], max_pixels: int) -> Image.Image:
+def opened(file: IO[bytes], max_pixels: int) -> Image.Image:
+    """`file` as an image, its header read; ImageRejectedError for no image or too many pixels."""
     file.seek(0)
     try:
         image = Image.open(file, formats=tuple(CONTENT_TYPES))
@@ -155,7 +161,7 @@ def _open(file: IO[bytes], max_pixels: int) -> Image.Image:
     return image
 
 
-def _format(image: Image.Image) -> str:
+def format_of(image: Image.Image) -> str:
     # A JPEG with extra pictures (MPO, from some cameras) is still a JPEG; the first one counts.
     return "JPEG" if image.format == "MPO" else str(image.format)
 
