@@ -48,6 +48,8 @@ def load(image: PngImagePlugin.PngImageFile) -> None:
     them land in `image.info` as they would.
     """
     tile = image.tile[0]
+    assert image.fp is not None  # an image opened from a file, not loaded yet
+    image.fp.seek(tile.offset)  # where the first IDAT chunk's data starts, as load() seeks
     image.load_prepare()
     decoder = Image._getdecoder(image.mode, "zip", tile.args, image.decoderconfig)
     decoder.setimage(image.im, tile.extents)

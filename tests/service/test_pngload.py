@@ -182,6 +182,15 @@ def test_an_animation_is_left_to_pillow() -> None:
     assert not pngload.decodable(Image.open(io.BytesIO(data)))
 
 
+def test_the_file_position_does_not_matter() -> None:
+    data = _png(_photo("RGB", (40, 30)))
+    file = io.BytesIO(data)
+    image = Image.open(file)
+    file.seek(0)
+    pngload.load(image)
+    assert image.tobytes() == _pillows(data).tobytes()
+
+
 def test_a_loaded_image_is_not_decoded_again() -> None:
     image = Image.open(io.BytesIO(_png(_photo("RGB", (40, 30)))))
     image.load()
