@@ -195,18 +195,17 @@ def test_sigterm_during_publish_leaves_the_ingress_alone(
     """
     fake = cluster_api.fake
     client = _processed_images(own_s3_server, job_spec.env()["PROCESSED_BUCKET"])
+    fake.hold_after = 1  # the next read (before the switch) waits until released
     running = _publish(built, job_spec, own_s3_server, cluster_api)
     container.append(running)
     deadline = time.monotonic() + 120
-    while not fake.requests:
+    while not _generations(client):
         assert time.monotonic() < deadline, running.logs()
         time.sleep(0.05)
-    with fake.lock:  # the next read (before the switch) waits here
-        while not _generations(client):
-            assert time.monotonic() < deadline, running.logs()
-            time.sleep(0.05)
-        stopped = _generations(client)
-        code, _ = running.stop()
+    stopped = _generations(client)
+    code, _ = running.stop()
+    fake.hold_after = None
+    fake.released.set()
     assert code == EXIT_CODE, running.logs()
     assert running.stderr_lines()[-1] == STOPPED_LINE
     assert "Traceback" not in running.logs()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 PATH = "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses/{name}"
 TOKEN = "test-token"  # the bearer token the stand-in accepts
+HOLD_SECONDS = 120.0  # the longest a held request waits (FakeKube.hold_after)
 
 
 def status(code: int, reason: str, message: str) -> dict[str, object]:
@@ -55,6 +56,9 @@ class FakeKube:
     requests: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     host: str = ""
+    # Requests past this many wait until `released` is set, or HOLD_SECONDS (None: none wait).
+    hold_after: int | None = None
+    released: threading.Event = field(default_factory=threading.Event)
 
     def ingress(self) -> dict[str, object]:
         return {
@@ -91,6 +95,10 @@ class FakeKube:
     def handle(
         self, verb: str, path: str, content_type: str, body: bytes, authorization: str = ""
     ) -> tuple[int, dict[str, object]]:
+        with self.lock:
+            held = self.hold_after is not None and len(self.requests) >= self.hold_after
+        if held:
+            self.released.wait(HOLD_SECONDS)
         with self.lock:
             self.requests.append((verb, path))
             if authorization != f"Bearer {TOKEN}":
