@@ -26,7 +26,7 @@ from typing import Any
 import urllib3
 
 from tests.container.engine import NETWORK, environment, tool
-from tests.infra.k8s_objects import resource_field
+from tests.infra.k8s_objects import kubelet_env
 from tests.servers import free_port
 
 _QUANTITY = re.compile(r"^(?P<number>[0-9.]+)(?P<unit>[KMGTE]i?|m)?$")
@@ -165,22 +165,9 @@ class PodContainer:
 
     def env(self) -> dict[str, str]:
         """The container's env as the kubelet resolves it."""
-        resolved = {}
-        for item in self.container.get("env") or []:
-            if "value" in item:
-                resolved[item["name"]] = str(item["value"])
-                continue
-            source = item.get("valueFrom") or {}
-            if "secretKeyRef" in source:
-                ref = source["secretKeyRef"]
-                resolved[item["name"]] = self.secrets[ref["name"]][ref["key"]]
-            elif source.get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
-                resolved[item["name"]] = self.namespace
-            elif "resourceFieldRef" in source:
-                resolved[item["name"]] = resource_field(self.container, source["resourceFieldRef"])
-            else:
-                raise AssertionError(f"env {item['name']}: unsupported source {source}")
-        return resolved
+        return kubelet_env(
+            self.container, self.namespace, lambda name, key: self.secrets[name][key]
+        )
 
     def port(self, name_or_number: str | int) -> int:
         """A container port by its name or number."""

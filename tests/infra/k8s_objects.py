@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "CronJob")
@@ -43,3 +44,24 @@ def resource_field(container: dict[str, Any], ref: dict[str, Any]) -> str:
     kind, _, resource = ref["resource"].partition(".")
     value = parse_quantity(str(container["resources"][kind][resource]))
     return str(ceil(value / parse_quantity(str(ref.get("divisor", "1")))))
+
+
+def kubelet_env(
+    container: dict[str, Any], namespace: str, secret: Callable[[str, str], str]
+) -> dict[str, str]:
+    """A container's env as the kubelet fills it: plain values, secret keys (`secret(name,
+    key)`), the pod's namespace and resource fields; any other source fails the test."""
+    resolved = {}
+    for item in container.get("env") or []:
+        name, source = item["name"], item.get("valueFrom") or {}
+        if "value" in item:
+            resolved[name] = str(item["value"])
+        elif "secretKeyRef" in source:
+            resolved[name] = secret(source["secretKeyRef"]["name"], source["secretKeyRef"]["key"])
+        elif source.get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
+            resolved[name] = namespace
+        elif "resourceFieldRef" in source:
+            resolved[name] = resource_field(container, source["resourceFieldRef"])
+        else:
+            raise AssertionError(f"env {name}: unsupported source {source}")
+    return resolved

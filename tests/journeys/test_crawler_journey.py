@@ -35,7 +35,7 @@ import pytest
 import urllib3
 from crawler import LoopbackWeb, crawl, robots_sitemaps
 from ingress_nginx import Certificate, Listeners, nginx_conf
-from k8s_objects import resource_field
+from k8s_objects import kubelet_env, pod_spec
 from kube_stand_in import kube_api
 from nginx_server import NginxServer
 from stack_render import ROOT, Rendered, render_all
@@ -70,24 +70,9 @@ def resolved_env(
     obj: dict[str, Any], secrets: Mapping[str, str], stand_ins: Mapping[str, str]
 ) -> dict[str, str]:
     """The first container's env as the kubelet would fill it, then the loopback stand-ins."""
-    spec = obj["spec"]
-    if obj["kind"] == "CronJob":
-        spec = spec["jobTemplate"]["spec"]
-    (container,) = spec["template"]["spec"]["containers"]
-    env: dict[str, str] = {}
-    for entry in container.get("env", []):
-        source = entry.get("valueFrom", {})
-        if "value" in entry:
-            env[entry["name"]] = entry["value"]
-        elif source.get("fieldRef", {}).get("fieldPath") == "metadata.namespace":
-            env[entry["name"]] = obj["metadata"]["namespace"]
-        elif "secretKeyRef" in source:
-            env[entry["name"]] = secrets[source["secretKeyRef"]["key"]]
-        elif "resourceFieldRef" in source:
-            env[entry["name"]] = resource_field(container, source["resourceFieldRef"])
-        else:
-            raise AssertionError(f"cannot resolve env entry {entry}")
-    return {**env, **stand_ins}
+    (container,) = pod_spec(obj)["containers"]
+    namespace = obj["metadata"]["namespace"]
+    return {**kubelet_env(container, namespace, lambda _, key: secrets[key]), **stand_ins}
 
 
 def read_ingress(kube_host: str, namespace: str, name: str) -> dict[str, Any]:
