@@ -1,6 +1,7 @@
 """POST /processed: this API against a naive Flask + Pillow app and the original design's app.
 
-Run: .venv/bin/python bench/api_throughput.py [--rounds 3] [--images 500] [--seconds 10]
+Run: .venv/bin/python bench/api_throughput.py [--rounds 3] [--images 500] [--seconds 8]
+     [--apps ours,naive,original]
 Needs Debian's imagemagick (/usr/bin/convert) for the original design's app.
 
 One S3 server process (moto, counting requests and TCP connections: bench/counting_s3.py)
