@@ -52,6 +52,15 @@ def _git(repo: Path, *args: str) -> str:
     ).stdout
 
 
+def _run(
+    command: list[str], cwd: Path | None, env: dict[str, str], *, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`command` with its output captured as text, within 30 s."""
+    return subprocess.run(
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=30, check=check
+    )
+
+
 def _repository(tmp_path: Path) -> Path:
     """A committed copy of what make deploy reads, with the pinned uv in place."""
     repo = tmp_path / "repo"
@@ -151,25 +160,17 @@ def test_docker_env_alone_would_build_over_plain_http(tmp_path: Path) -> None:
     """The stand-in pulumi resolves the build endpoint by the provider's rules: the old manual
     path (`eval $(minikube docker-env)`) fails there, and the context's path does not."""
     env = _environment(tmp_path, _tool_dir(tmp_path))
-    old = subprocess.run(
+    old = _run(
         ["bash", "-c", 'eval "$(minikube docker-env --shell bash)" && pulumi up --yes'],
         cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
     )
     assert old.returncode != 0
     assert "Client sent an HTTP request to an HTTPS server." in old.stderr
-    new = subprocess.run(
+    new = _run(
         ["bash", "-c", 'eval "$(scripts/minikube-docker-context.sh)" && pulumi up --yes'],
         cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
     )
     assert new.returncode == 0, new.stderr
 
@@ -304,13 +305,10 @@ def test_every_missing_tool_is_named_at_once(tmp_path: Path) -> None:
         found = shutil.which(tool)
         if found:
             (bin_dir / tool).symlink_to(found)
-    done = subprocess.run(
+    done = _run(
         [str(bin_dir / "bash"), str(ROOT / "scripts" / "deploy.sh"), "--check"],
+        cwd=None,
         env={"PATH": str(bin_dir)},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
     )
     assert done.returncode == 1
     assert done.stdout == ""
@@ -342,15 +340,7 @@ def test_a_minikube_without_the_docker_runtime_is_named(tmp_path: Path) -> None:
 def test_run_directly_without_the_pinned_uv_says_to_use_make(tmp_path: Path) -> None:
     repo = _repository(tmp_path)
     env = _environment(tmp_path, _tool_dir(tmp_path))
-    done = subprocess.run(
-        ["bash", "scripts/deploy.sh"],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = _run(["bash", "scripts/deploy.sh"], cwd=repo, env=env)
     assert done.returncode == 1
     assert "run 'make deploy', which installs the pinned uv first" in done.stderr
     assert not Path(env["STANDIN_LOG"]).exists()
@@ -360,13 +350,10 @@ def test_the_manual_path_prints_only_shell_for_the_context(tmp_path: Path) -> No
     """README: eval "$(scripts/minikube-docker-context.sh)" then pulumi up."""
     env = _environment(tmp_path, _tool_dir(tmp_path))
     env["DOCKER_HOST"] = "tcp://stale:2376"
-    done = subprocess.run(
+    done = _run(
         ["bash", "-c", 'eval "$(scripts/minikube-docker-context.sh)" && env'],
         cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
         check=True,
     )
     variables = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
