@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from typing import Any
@@ -96,8 +97,45 @@ if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
 
 
-def on_starting(_server: object) -> None:
-    """Start from empty metric files: counts of an earlier run must not leak in."""
+# The master's hold on each TCP address it serves; see hold_addresses.
+_held: list[socket.socket] = []
+
+
+def hold_addresses(addresses: list[Any]) -> None:
+    """Bind each TCP address in the master, with SO_REUSEPORT, for as long as it runs.
+
+    With reuse_port gunicorn binds only in the workers. A worker that cannot bind exits, and
+    the master starts another forever: never ready, never stopped. Held here, a busy address
+    stops the start with one line instead. And no other socket (a client's ephemeral port
+    included) can take the address while a worker is being replaced.
+    The held sockets never listen, so the kernel gives connections only to the workers.
+    """
+    for address in addresses:
+        if not isinstance(address, tuple):
+            continue  # a unix socket or an inherited fd: nothing to race for
+        host, port = address
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as error:
+            sock.close()
+            where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+            print(
+                f"error: cannot listen on {where}: {error.strerror or error}; "
+                "stop what uses it or give another --bind",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(1) from None
+        _held.append(sock)
+
+
+def on_starting(server: Any) -> None:
+    """Hold the addresses; start from empty metric files, so no earlier run's counts leak in."""
+    hold_addresses(server.cfg.address)
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if directory and os.path.isdir(directory):
         for entry in os.listdir(directory):

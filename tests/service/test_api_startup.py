@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -192,6 +193,29 @@ def test_container_command_serves_the_app(s3_server):
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+
+
+def test_a_busy_address_stops_the_container_command_with_one_line():
+    """gunicorn's reuse_port workers alone would fail to bind and be restarted forever."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*SERVE, "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT,
+            env=clean_env(**GOOD),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "stop what uses it or give another --bind"
+    )
 
 
 def test_container_command_prints_its_help_without_settings():
