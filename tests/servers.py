@@ -2,19 +2,49 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import socketserver
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TypeVar
 
 Server = TypeVar("Server", bound=socketserver.BaseServer)
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 10000
+_pick = random.SystemRandom()
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing uses right now, below the ephemeral range.
+
+    A port the kernel hands out for bind(0) is also one it hands out as a client's source
+    port. A loopback connection made before the server binds can take it, and its TIME_WAIT
+    then keeps the port busy for a minute.
+    """
+    first_ephemeral = _first_ephemeral_port()
+    for _ in range(100):
+        if first_ephemeral <= LOWEST_PORT:
+            break
+        port = _pick.randrange(LOWEST_PORT, first_ephemeral)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
