@@ -149,8 +149,11 @@ class Children:
         self.logs = logs
         self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
 
+    def log(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
     def start(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("wb")
+        log = self.log(name).open("wb")
         with log:
             child = subprocess.Popen(  # noqa: S603 - fixed programs, no shell
                 command,
@@ -187,16 +190,32 @@ class Children:
                 os.killpg(child.pid, signal.SIGKILL)  # any stray left in its session
 
 
-def wait_until(ready: Callable[[], bool], what: str, child: subprocess.Popen[bytes]) -> None:
+def log_tail(log: Path, lines: int = 5) -> str:
+    """The last lines of a child's log, indented, to follow an error about that child."""
+    try:
+        tail = log.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "".join(f"\n  {line}" for line in tail)
+
+
+def wait_until(
+    ready: Callable[[], bool], what: str, child: subprocess.Popen[bytes], log: Path
+) -> None:
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            raise RunError(f"{what} exited with status {child.returncode} while starting")
+            raise RunError(
+                f"{what} exited with status {child.returncode} while starting; "
+                f"the end of {log}:{log_tail(log)}"
+            )
         with contextlib.suppress(OSError):
             if ready():
                 return
         time.sleep(0.1)
-    raise RunError(f"{what} did not start within {START_SECONDS:g} seconds")
+    raise RunError(
+        f"{what} did not start within {START_SECONDS:g} seconds; the end of {log}:{log_tail(log)}"
+    )
 
 
 def listening(port: int) -> bool:
@@ -266,9 +285,9 @@ def start(children: Children, origin: Origin, work: Path, api_port: int, origin_
     for name, data in samples.items():
         (origin.directory / name).write_bytes(data)
     origin_url = f"http://{HOST}:{origin.start(origin_port)}"
-    wait_until(lambda: listening(s3_port), "the S3 server (moto)", moto)
+    wait_until(lambda: listening(s3_port), "the S3 server (moto)", moto, children.log("s3"))
     api_url = f"http://{HOST}:{api_port}"
-    wait_until(lambda: answers(f"{api_url}/readyz"), "the API", api)
+    wait_until(lambda: answers(f"{api_url}/readyz"), "the API", api, children.log("api"))
     return Local(api=api_url, s3_endpoint=s3_endpoint, origin=origin_url, samples=samples)
 
 
@@ -396,7 +415,8 @@ def serve(args: argparse.Namespace) -> int:
         print("Running; Ctrl-C to stop.", flush=True)
         while (stopped := children.exited()) is None:
             time.sleep(0.5)
-        raise RunError(f"the {stopped} process stopped by itself; see {work}/{stopped}.log")
+        log = children.log(stopped)
+        raise RunError(f"the {stopped} process stopped by itself; the end of {log}:{log_tail(log)}")
     except Stop as signal_name:
         print(f"\n{signal_name}: stopping the API, the S3 server and the origin", flush=True)
         return 0

@@ -191,3 +191,28 @@ def test_a_busy_port_is_one_line_and_nothing_starts() -> None:
         f"make run: error: port {port} on 127.0.0.1 is in use; stop what uses it or pick "
         "another: make run ARGS='--port 8090'"
     ]
+
+
+def test_an_api_that_cannot_start_is_named_with_the_end_of_its_log() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "scripts/run_local.py",
+            "--port",
+            str(free_port()),
+            "--origin-port",
+            str(free_port()),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "WEB_CONCURRENCY": "many"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "make run: error: the API exited with status 2 while starting; "
+        f"the end of {ROOT}/build/run/api.log:",
+        "  error: WEB_CONCURRENCY must be a positive integer, got 'many'",
+    ]
