@@ -16,8 +16,9 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 from minio import Minio
 from PIL import Image
 
@@ -40,7 +41,7 @@ def _read(client: Minio, name: str) -> bytes:
         response.release_conn()
 
 
-def _app(convert: object) -> Flask:
+def _app(convert: Callable[[bytes], tuple[bytes, str]]) -> Flask:
     client = _client()
     app = Flask(__name__)
 
@@ -49,9 +50,9 @@ def _app(convert: object) -> Flask:
         return "ok"
 
     @app.post("/processed")
-    def processed() -> tuple[object, int]:
+    def processed() -> tuple[Response, int]:
         name = request.get_json()["path"].removeprefix("/incoming/")
-        data, content_type = convert(_read(client, name))  # type: ignore[operator]
+        data, content_type = convert(_read(client, name))
         result = hashlib.sha256(data).hexdigest()
         client.put_object("processed", result, io.BytesIO(data), len(data), content_type)
         return jsonify(path=f"/processed/{result}"), 201

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -109,10 +110,10 @@ def tree_cpu_seconds(root: int) -> float:
     total, todo = 0, [root]
     while todo:
         pid = todo.pop()
-        fields = stats.get(pid)
-        if fields is not None:
+        found = stats.get(pid)
+        if found is not None:
             # utime, stime, cutime, cstime: fields 14-17 of stat, 12-15 after the name.
-            total += sum(int(value) for value in fields[11:15])
+            total += sum(int(value) for value in found[11:15])
         todo += children.get(pid, [])
     return total / CLOCK_TICKS
 
@@ -250,7 +251,7 @@ def started_apps(
         child = stack.enter_context(process(command, env, work / f"{name}.log"))
         running[name] = (f"http://127.0.0.1:{port}", child.pid)
     for name, port in ports.items():
-        wait_until(lambda port=port: listening(port), 60, f"{name} listening")
+        wait_until(partial(listening, port), 60, f"{name} listening")
     yield running
 
 

@@ -23,7 +23,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 
 from PIL import Image, ImageChops, ImageDraw, ImageFilter, features
@@ -154,7 +155,7 @@ def ours(data: bytes) -> Callable[[], bytes]:
     return lambda: greyscale(io.BytesIO(data), MAX_PIXELS).data
 
 
-def interleaved(tools: dict[str, Callable[[], object]], runs: int) -> dict[str, float]:
+def interleaved(tools: Mapping[str, Callable[[], object]], runs: int) -> dict[str, float]:
     """Median seconds of each tool, run in turns and in rotating order, so that a busy
     moment of a shared machine falls on all of them alike."""
     for run in tools.values():
@@ -235,7 +236,7 @@ def png_sizes(images: dict[str, Image.Image], runs: int) -> None:
         grey.load()
         pillow = encode(grey, "PNG")
         mine_ms = median_seconds(ours(data), runs) * 1000
-        pillow_ms = median_seconds(lambda grey=grey: encode(grey, "PNG"), runs) * 1000
+        pillow_ms = median_seconds(partial(encode, grey, "PNG"), runs) * 1000
         ratio = len(mine) / len(pillow)
         worst = max(worst, ratio)
         total_ours += len(mine)
@@ -296,7 +297,10 @@ def door_check(runs: int) -> None:
         def full(data: bytes = data) -> None:
             Image.open(io.BytesIO(data)).load()
 
-        checked = median_seconds(lambda data=data: check(io.BytesIO(data), MAX_PIXELS), runs)
+        def checked_only(data: bytes = data) -> None:
+            check(io.BytesIO(data), MAX_PIXELS)
+
+        checked = median_seconds(checked_only, runs)
         print(f"{label:<14}{checked * 1000:>10.1f}{median_seconds(full, runs) * 1000:>16.1f}")
 
 

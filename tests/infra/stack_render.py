@@ -78,7 +78,7 @@ def _run(arguments: argparse.Namespace) -> dict[str, Any]:
     import pulumi
     from pulumi.runtime import mocks as pulumi_mocks
     from pulumi.runtime import settings
-    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.stack import Stack, run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
     previous: dict[str, dict[str, Any]] = {
@@ -180,6 +180,7 @@ def _run(arguments: argparse.Namespace) -> dict[str, Any]:
         return report
     report["error"] = None
     stack = settings.get_root_resource()
+    assert isinstance(stack, Stack)
     for name, value in stack.outputs.items():
         output = pulumi.Output.from_input(value)
         report["outputs"][name] = {

@@ -52,7 +52,7 @@ def test_defaults_without_a_stack_file() -> None:
     assert config.sitemaps.retain == 1
 
 
-BAD_VALUES = [
+BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     (
         {"sitemaps.source": "bucket", "sitemaps.query": "SELECT loc, lastmod FROM items"},
         "sitemaps.query needs sitemaps.source=sql",

@@ -11,7 +11,7 @@ import struct
 import zlib
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, PngImagePlugin
 
 from service import imaging, pngload
 
@@ -186,6 +186,7 @@ def test_the_file_position_does_not_matter() -> None:
     data = _png(_photo("RGB", (40, 30)))
     file = io.BytesIO(data)
     image = Image.open(file)
+    assert isinstance(image, PngImagePlugin.PngImageFile)
     file.seek(0)
     pngload.load(image)
     assert image.tobytes() == _pillows(data).tobytes()
