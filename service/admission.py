@@ -144,12 +144,16 @@ class Admission:
         finally:
             ledger.give_back(1)
 
-    def check_fits(self, file: IO[bytes], max_pixels: int) -> int | None:
-        """The conversion's cost; ImageRejectedError when it could never fit this pod's budget.
+    def check_upload(self, file: IO[bytes], max_pixels: int) -> None:
+        """imaging.check, then that the conversion could fit this pod's budget.
 
-        Called at upload too, so that no image is accepted that could not be converted.
+        So no image is accepted that could not be converted. One open serves both.
         """
-        return self._within_budget(conversion_cost(file, max_pixels))
+        with imaging.opened(file, max_pixels) as image:
+            # The cost first: the check may have the decoder scale a JPEG down.
+            cost = image_cost(image, file, max_pixels)
+            imaging.check_of(image, file, max_pixels)
+            self._within_budget(cost)
 
     def _within_budget(self, cost: int | None) -> int | None:
         budget = self.budget_bytes

@@ -13,7 +13,7 @@ from functools import cached_property
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 
-from service import contenttype, imaging
+from service import contenttype
 from service.admission import Admission
 from service.conversions import ConversionMemo
 from service.fetch import fetch
@@ -62,8 +62,7 @@ def download() -> tuple[Response, int]:
     api = _api()
     with api.admission.download_slot(), fetch(url, api.fetch_settings) as downloaded:
         content_type = contenttype.detect(downloaded.file)
-        imaging.check(downloaded.file, api.fetch_settings.max_image_pixels)
-        api.admission.check_fits(downloaded.file, api.fetch_settings.max_image_pixels)
+        api.admission.check_upload(downloaded.file, api.fetch_settings.max_image_pixels)
         downloaded.file.seek(0)
         storage = api.storage
         # Unlike a result, an original is looked for first: a repeated download then neither

@@ -73,13 +73,18 @@ def check(file: IO[bytes], max_pixels: int) -> str:
     (bench/greyscale.py measures both).
     """
     with opened(file, max_pixels) as image:
-        fmt = format_of(image)
-        try:
-            _check_whole(image, fmt, file, max_pixels)
-        # As in greyscale(): every way a decoder fails means the image cannot be converted.
-        except Exception as error:
-            raise ImageRejectedError(f"The image could not be decoded: {_reason(error)}") from None
-        return CONTENT_TYPES[fmt]
+        return check_of(image, file, max_pixels)
+
+
+def check_of(image: Image.Image, file: IO[bytes], max_pixels: int) -> str:
+    """check() of an image that opened() gave for `file`; the caller closes it."""
+    fmt = format_of(image)
+    try:
+        _check_whole(image, fmt, file, max_pixels)
+    # As in greyscale(): every way a decoder fails means the image cannot be converted.
+    except Exception as error:
+        raise ImageRejectedError(f"The image could not be decoded: {_reason(error)}") from None
+    return CONTENT_TYPES[fmt]
 
 
 def _check_whole(image: Image.Image, fmt: str, file: IO[bytes], max_pixels: int) -> None:

@@ -116,6 +116,25 @@ def test_an_image_over_the_pods_conversion_budget_is_refused_at_upload(
     assert tight_api.process(tight_api.upload(origin.url("photo.png"))).startswith("/processed/")
 
 
+@pytest.fixture
+def tiny_api(s3_server: Any) -> Iterator[Api]:
+    """One worker and 4 MiB for conversions."""
+    limit = (48 + 112 + 4) * MIB
+    yield from serve(api_env(s3_server.env(), WEB_CONCURRENCY="1", MEMORY_LIMIT_BYTES=str(limit)))
+
+
+def test_a_jpeg_is_costed_at_full_size_though_its_check_decodes_it_scaled_down(
+    tiny_api: Api,
+) -> None:
+    """The upload's check reads a JPEG at 1/8 scale; the cost must come from its real size."""
+    out = io.BytesIO()
+    photo(1600, 1200).save(out, "JPEG", quality=90)  # about 7.4 MiB to convert
+    with serving(OriginServer({"wide.jpg": out.getvalue()})) as origin:
+        answer = tiny_api.post("/incoming", {"url": origin.url("wide.jpg")})
+    assert answer.status == 422
+    assert "more than the 4 MiB this pod has for conversions" in error_of(answer)
+
+
 def test_one_stored_by_a_roomier_pod_gets_422_at_conversion(
     tight_api: Api, api: Api, origin: OriginServer
 ) -> None:
