@@ -35,9 +35,8 @@ def free_port() -> int:
     then keeps the port busy for a minute.
     """
     first_ephemeral = _first_ephemeral_port()
-    for _ in range(100):
-        if first_ephemeral <= LOWEST_PORT:
-            break
+    tries = 100 if first_ephemeral > LOWEST_PORT else 0
+    for _ in range(tries):
         port = _pick.randrange(LOWEST_PORT, first_ephemeral)
         with socket.socket() as sock:
             try:
@@ -45,7 +44,7 @@ def free_port() -> int:
             except OSError:
                 continue
             return port
-    with socket.socket() as sock:
+    with socket.socket() as sock:  # no room below the range, or all tried were taken
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
