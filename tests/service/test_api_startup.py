@@ -58,9 +58,9 @@ BAD = [
 ]
 
 
-def stopped_with_one_line(command: list[str], settings: dict[str, str], name: str) -> int:
-    """Run `command` with bad settings: it prints one line naming `name`; its exit code."""
-    done = subprocess.run(
+def run_to_end(command: list[str], settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`command` run with only `settings` for the service, its output captured as text."""
+    return subprocess.run(
         command,
         cwd=ROOT,
         env=clean_env(**settings),
@@ -69,6 +69,11 @@ def stopped_with_one_line(command: list[str], settings: dict[str, str], name: st
         timeout=60,
         check=False,
     )
+
+
+def stopped_with_one_line(command: list[str], settings: dict[str, str], name: str) -> int:
+    """Run `command` with bad settings: it prints one line naming `name`; its exit code."""
+    done = run_to_end(command, settings)
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("error: ")
@@ -201,15 +206,7 @@ def test_a_busy_address_stops_the_container_command_with_one_line():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [*SERVE, "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT,
-            env=clean_env(**GOOD),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_to_end([*SERVE, "--bind", f"127.0.0.1:{port}"], GOOD)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert done.stderr.splitlines()[-1] == (
@@ -219,15 +216,7 @@ def test_a_busy_address_stops_the_container_command_with_one_line():
 
 
 def test_container_command_prints_its_help_without_settings():
-    done = subprocess.run(
-        [*SERVE, "--help"],
-        cwd=ROOT,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_to_end([*SERVE, "--help"], {})
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     assert "gunicorn" in done.stdout
