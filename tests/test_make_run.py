@@ -173,19 +173,25 @@ def test_make_run_answers_what_it_prints_and_stops_cleanly(
     assert not [pid for pid in started if _alive(pid)], f"left running after {how}"
 
 
+def _run_local(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """scripts/run_local.py run to its end (it stops at once on these errors), text captured."""
+    return subprocess.run(
+        [sys.executable, "scripts/run_local.py", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_a_busy_port_is_one_line_and_nothing_starts() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "scripts/run_local.py", "--port", str(port)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = _run_local("--port", str(port))
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         f"make run: error: port {port} on 127.0.0.1 is in use; stop what uses it or pick "
@@ -194,21 +200,8 @@ def test_a_busy_port_is_one_line_and_nothing_starts() -> None:
 
 
 def test_an_api_that_cannot_start_is_named_with_the_end_of_its_log() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "scripts/run_local.py",
-            "--port",
-            str(free_port()),
-            "--origin-port",
-            str(free_port()),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "WEB_CONCURRENCY": "many"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    done = _run_local(
+        "--port", str(free_port()), "--origin-port", str(free_port()), WEB_CONCURRENCY="many"
     )
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
