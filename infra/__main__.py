@@ -43,22 +43,31 @@ else:
 components = pulumi.ResourceOptions(providers={"kubernetes": provider})
 
 image = AppImage(
-    "app-image", AppImageArgs(namespace=namespace_name, config=config.image), opts=components
+    "app-image",
+    AppImageArgs(
+        namespace=namespace_name,
+        config=config.image,
+        password=config.secret("registryPassword"),
+    ),
+    opts=components,
 )
 gateway = config.routing.gateway
 storage: StorageAccess
-if config.storage.external is not None:
+access_key, secret_key = config.secret("storageAccessKey"), config.secret("storageSecretKey")
+if config.storage.kind == "external" and access_key and secret_key:
     external = ExternalStorage(
         "storage",
         ExternalStorageArgs(
             namespace=namespace_name,
-            config=config.storage.external,
+            config=config.storage,
+            access_key=access_key,
+            secret_key=secret_key,
             route=config.sitemaps.enabled,
         ),
         opts=components,
     )
     storage = external.access
-    pulumi.export("storage_endpoint", config.storage.external.endpoint)
+    pulumi.export("storage_endpoint", config.storage.endpoint)
 else:
     minio = MinioCluster(
         "minio",
@@ -66,6 +75,8 @@ else:
             namespace=namespace_name,
             config=config.minio,
             cluster_domain=config.kubernetes.cluster_domain,
+            root_user=config.secret("minioRootUser"),
+            root_password=config.secret("minioRootPassword"),
             proxy_pod_labels=(
                 gateway.proxy_pod_labels if gateway is not None else INGRESS_CONTROLLER_LABELS
             ),
@@ -118,6 +129,7 @@ if config.sitemaps.enabled:
             image_pull_policy=image.pull_policy,
             storage=storage,
             processed_bucket=config.api.processed_bucket,
+            database_url=config.secret("sitemapDatabaseUrl"),
             pull_secret_names=image.pull_secret_names,
             gateway=gateway,
         ),

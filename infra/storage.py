@@ -15,7 +15,7 @@ from infra.common import (
     labels,
     secret_value,
 )
-from infra.config import ExternalStorageConfig
+from infra.config.storage import StorageConfig
 
 COMPONENT = "storage"
 # The sitemaps route's backend: routes name Services, so the endpoint gets one of its own.
@@ -27,7 +27,9 @@ class ExternalStorageArgs:
     """Inputs of ExternalStorage."""
 
     namespace: pulumi.Input[str]
-    config: ExternalStorageConfig
+    config: StorageConfig
+    access_key: pulumi.Output[str]
+    secret_key: pulumi.Output[str]
     # Only the sitemaps route needs a Service in front of the endpoint.
     route: bool
 
@@ -52,8 +54,8 @@ class ExternalStorage(pulumi.ComponentResource):
             metadata=ObjectMetaArgs(namespace=args.namespace, labels=component_labels),
             type="Opaque",
             string_data={
-                MINIO_USER_KEY: secret_value(config.access_key),
-                MINIO_PASSWORD_KEY: secret_value(config.secret_key),
+                MINIO_USER_KEY: secret_value(args.access_key),
+                MINIO_PASSWORD_KEY: secret_value(args.secret_key),
             },
             opts=child,
         )
@@ -81,11 +83,11 @@ class ExternalStorage(pulumi.ComponentResource):
         """What the workloads and the sitemaps route need to reach the endpoint."""
         config = self._config
         return StorageAccess(
-            endpoint=config.endpoint,
+            endpoint=str(config.endpoint),
             secret_name=self.secret_name,
             service_name=self.service_name,
             service_port=config.port,
-            secure=config.tls,
+            secure=config.secure,
             region=config.region,
             route_host=config.host,
         )

@@ -88,10 +88,14 @@ def test_one_to_many_is_a_topology_change() -> None:
 @pytest.mark.parametrize(
     ("name", "key", "secret"),
     [
-        ("short-root-user", "minioRootUser must have at least 3 characters", SHORT_ROOT_USER),
+        (
+            "short-root-user",
+            "minioRootUser: must be a string of at least 3 characters",
+            SHORT_ROOT_USER,
+        ),
         (
             "short-root-password",
-            "minioRootPassword must have at least 8 characters",
+            "minioRootPassword: must be a string of at least 8 characters",
             SHORT_ROOT_PASSWORD,
         ),
     ],

@@ -7,7 +7,8 @@ from k8s_objects import containers, env, pod_spec
 from stack_render import Rendered, is_secret
 from stack_variants import OTHER_MINIO_IMAGE
 
-from infra.config import DEFAULT_MINIO_IMAGE, SILO_IMAGE, parse_stack_config
+from infra.config import parse_stack_config
+from infra.config.minio import DEFAULT_MINIO_IMAGE, SILO_IMAGE
 
 
 def minio(stack: Rendered) -> dict:
