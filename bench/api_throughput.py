@@ -1,14 +1,14 @@
-"""POST /processed: this API against a naive Flask + Pillow app and the original design's app.
+"""POST /processed: this API against a naive Flask + Pillow app and the original app.
 
 Run: .venv/bin/python bench/api_throughput.py [--rounds 3] [--images 500] [--seconds 8]
      [--apps ours,naive,original]
-Needs Debian's imagemagick (/usr/bin/convert) for the original design's app.
+Needs Debian's imagemagick (/usr/bin/convert) for the original app.
 
 One S3 server process (moto, counting requests and TCP connections: bench/counting_s3.py)
 serves all three apps, which run side by side on loopback:
   ours      the API as deployed: `python -m service.serve` with its own server settings;
   naive     Flask + Pillow under gunicorn with the same workers and threads (bench/api_baselines.py);
-  original  the original design: Flask's own server, `convert` as a subprocess, whole reads.
+  original  the original app: Flask's own server, `convert` as a subprocess, whole reads.
 Each round runs, for every app in a rotating order, two phases with 8 clients:
   fresh     every request converts an 800x600 JPEG that app never saw;
   repeat    every request repeats a conversion that app did before.
@@ -335,7 +335,7 @@ def main() -> None:
     if not Path("/usr/bin/convert").exists():
         sys.exit("error: /usr/bin/convert not found (apt-get install imagemagick)")
 
-    # The original design's app converts a few dozen a second: fewer images are enough.
+    # The original app converts a few dozen a second: fewer images are enough.
     sizes = {"ours": args.images, "naive": args.images, "original": max(50, args.images // 4)}
     per_app = {name: sizes[name] for name in names}
     total = sum(per_app.values()) * args.rounds

@@ -1,4 +1,7 @@
-"""MinioCluster: Secret, Services, StatefulSet, PDB and the MinIO pitfalls."""
+"""MinioCluster: Secret, Services, StatefulSet, PDB and what MinIO needs on a real cluster.
+
+Why each of those is needed: docs/architecture.md, "Real-cluster traps the program avoids".
+"""
 
 from __future__ import annotations
 
@@ -183,7 +186,7 @@ def test_image_is_pinned_and_configurable(dev: Rendered, variant) -> None:
     assert containers(minio(variant("minio-1")))[0]["image"] == OTHER_MINIO_IMAGE
 
 
-def test_the_maintained_drop_in_named_in_the_readme_is_accepted() -> None:
+def test_the_maintained_drop_in_named_in_the_docs_is_accepted() -> None:
     config = parse_stack_config(
         {"api": {"host": "images.example.test"}, "minio": {"image": SILO_IMAGE}}, {}
     )

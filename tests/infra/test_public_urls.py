@@ -50,7 +50,7 @@ def test_every_published_url_names_the_host_whose_ingress_serves_it(stack: Rende
 
 
 def test_the_api_names_the_sitemap_index_for_robots_txt(stack: Rendered, variant) -> None:
-    """Cross-host sitemaps count only where the listed host's robots.txt names them (pitfall 16)."""
+    """Cross-host sitemaps count only where the listed host's robots.txt names them."""
     assert api_values(stack)["SITEMAP_INDEX_URL"] == stack.outputs["sitemaps_url"]["value"]
     assert "SITEMAP_INDEX_URL" not in api_values(variant("sitemaps-off"))
 
