@@ -64,7 +64,13 @@ from infra.config.cluster import IngressConfig
 from infra.config.routing import GatewayConfig
 from infra.gateway import RouteRule, RouteSpec, ServiceBackend, http_route
 from infra.tls import ingress_tls, tls_annotations
-from service.settings import FetchSettings, RobotsSettings, ServingSettings, env_name
+from service.settings import (
+    FetchSettings,
+    RobotsSettings,
+    ServingSettings,
+    env_name,
+    route_timeout_seconds,
+)
 
 COMPONENT = "image-api"
 DEPLOYMENT_NAME = "image-api"
@@ -109,7 +115,9 @@ def api_route_spec(
                 backend=ServiceBackend(service_name, SERVICE_PORT),
                 # As proxy-read-timeout on the Ingress: longer than the API's whole download.
                 request_timeout_seconds=(
-                    config.route_timeout_seconds if gateway.request_timeout else None
+                    route_timeout_seconds(config.fetch_timeout_seconds)
+                    if gateway.request_timeout
+                    else None
                 ),
             ),
         ),
@@ -296,7 +304,7 @@ class ImageApi(pulumi.ComponentResource):
         self.service_name = service.metadata.name
         self.node_port = service.spec.apply(_node_port)
         host = config.host
-        scheme = args.scheme or args.ingress.scheme
+        scheme = args.scheme or ("https" if args.ingress.tls else "http")
         self.url = pulumi.Output.all(status, self.node_port).apply(
             lambda values: api_url(host, values[0], values[1], scheme)
         )
@@ -307,7 +315,7 @@ class ImageApi(pulumi.ComponentResource):
     def _ingress(self, name: str, args: ImageApiArgs, service: Service) -> Ingress:
         """The nginx Ingress: every path of api.host to the Service."""
         config = args.config
-        timeout = str(config.route_timeout_seconds)
+        timeout = str(route_timeout_seconds(config.fetch_timeout_seconds))
         return Ingress(
             f"{name}-ingress",
             metadata=ObjectMetaArgs(

@@ -46,6 +46,22 @@ def context_digest(root: Path) -> str:
     return digest.hexdigest()
 
 
+def registry_host(config: ImageConfig) -> str | None:
+    """The registry's host[:port]; a path given with image.registry belongs to the image name."""
+    return config.registry.split("/", 1)[0] if config.registry else None
+
+
+def image_name(config: ImageConfig) -> str:
+    """The image name without a tag, registry-qualified when a registry is set."""
+    return f"{config.registry}/{config.repository}" if config.registry else config.repository
+
+
+def build_platform(config: ImageConfig) -> str | None:
+    """Unpushed, the image runs on the daemon that builds it, so that daemon's own platform is
+    right (None); a pushed image defaults to the usual node architecture."""
+    return config.platform or ("linux/amd64" if config.pushes else None)
+
+
 def docker_config_json(registry: str, username: str, password: str) -> str:
     """The `.dockerconfigjson` document of a `kubernetes.io/dockerconfigjson` Secret."""
     auth = base64.b64encode(f"{username}:{password}".encode()).decode()
@@ -81,16 +97,17 @@ class AppImage(pulumi.ComponentResource):
         # A tag per content: a reused tag such as `latest` never rolls a Deployment out
         # when the image only lives in minikube's Docker: the kubelet sees the same tag and
         # keeps the image it has.
-        self.tag = f"{config.name}:ctx-{context_digest(args.context)[:16]}"
+        self.tag = f"{image_name(config)}:ctx-{context_digest(args.context)[:16]}"
         self.pull_policy = PULL_POLICY
         # Relative to where Pulumi runs the program, so the input is the same on every machine.
         location = os.path.relpath(args.context, Path.cwd())
         registries = None
+        registry = registry_host(config)
         # Without static credentials the push uses the Docker credential helpers of the host.
-        if config.host is not None and config.username is not None:
+        if registry is not None and config.username is not None:
             registries = [
                 docker_build.RegistryArgs(
-                    address=config.host, username=config.username, password=args.password
+                    address=registry, username=config.username, password=args.password
                 )
             ]
         image = docker_build.Image(
@@ -99,7 +116,7 @@ class AppImage(pulumi.ComponentResource):
             dockerfile=docker_build.DockerfileArgs(location=os.path.join(location, "Dockerfile")),
             # None builds for the daemon's own architecture: minikube's node.
             platforms=(
-                [docker_build.Platform(config.build_platform)] if config.build_platform else None
+                [docker_build.Platform(build_platform(config))] if build_platform(config) else None
             ),
             tags=[self.tag],
             push=config.pushes,
@@ -123,8 +140,8 @@ class AppImage(pulumi.ComponentResource):
         self.pull_secret_names = []
         # No static credentials: the nodes pull with their own (node IAM, ECR, a kubelet
         # credential provider), so there is no pull Secret.
-        if config.host is not None and config.username is not None and args.password is not None:
-            registry, username = config.host, config.username
+        if registry is not None and config.username is not None and args.password is not None:
+            username = config.username
             document = pulumi.Output.from_input(args.password).apply(
                 lambda password: docker_config_json(registry, username, password or "")
             )

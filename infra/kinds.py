@@ -59,6 +59,18 @@ def labels_fit(name: str) -> bool:
     return len(name) <= 253 and all(len(label) <= 63 for label in name.split("."))
 
 
+def host_port(endpoint: str) -> tuple[str, int]:
+    """The host and port of `host:port` (`[v6]:port` too); port 0 where there is none."""
+    host, _, port = endpoint.rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() and len(port) <= 5 else 0
+
+
+def _is_endpoint(endpoint: str) -> bool:
+    host, port = host_port(endpoint)
+    named = is_ip(host) or (re.fullmatch(SUBDOMAIN, host) is not None and labels_fit(host))
+    return named and 1 <= port <= 65535
+
+
 def is_label(key: str, value: str) -> bool:
     """A Kubernetes label: key [prefix/]name, name and value up to 63 of letters, digits, -_."""
     prefix, _, name = key.rpartition("/")
@@ -98,4 +110,13 @@ PinnedImage = Annotated[
         lambda ref: ":" in ref.rsplit("/", 1)[-1] or "@" in ref, "must be pinned by tag or digest"
     ),
     checked(lambda ref: ":latest" not in ref, "must not use the tag latest; pin a release tag"),
+]
+Endpoint = Annotated[Text, checked(_is_endpoint, "must be host:port, such as s3.example.com:9000")]
+Labels = Annotated[
+    dict[str, str],
+    checked(
+        lambda labels: all(is_label(key, value) for key, value in labels.items()),
+        "must map label keys ([prefix/]name) to values, each name and value up to 63 of "
+        "letters, digits, '-', '_' and '.'",
+    ),
 ]

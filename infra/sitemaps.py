@@ -65,6 +65,7 @@ from infra.config.sitemaps import SitemapsConfig
 from infra.gateway import GROUP, PrefixRewrite, RouteRule, RouteSpec, ServiceBackend, http_route
 from infra.tls import ingress_tls, tls_annotations
 from service.settings import SitemapSettings, env_name
+from service.sitemaps.sections import Query, to_json
 
 COMPONENT = "sitemap-publisher"
 INGRESS_NAME = "sitemaps"
@@ -212,7 +213,9 @@ class SitemapPublisher(pulumi.ComponentResource):
             retain=config.retain,
             site_url=config.site_url,
             query=config.query,
-            sections=config.sections_json() if config.sections else None,
+            sections=to_json(Query(s.name, s.query) for s in config.sections)
+            if config.sections
+            else None,
         )
         env += plain_env(job, "base_url", "source")
         env += [

@@ -16,6 +16,7 @@ from infra.common import (
     secret_value,
 )
 from infra.config.storage import StorageConfig
+from infra.kinds import host_port
 
 COMPONENT = "storage"
 # The sitemaps route's backend: routes name Services, so the endpoint gets one of its own.
@@ -70,7 +71,11 @@ class ExternalStorage(pulumi.ComponentResource):
                 spec=ServiceSpecArgs(
                     type="ExternalName",
                     external_name=config.host,
-                    ports=[ServicePortArgs(name="s3", port=config.port, protocol="TCP")],
+                    ports=[
+                        ServicePortArgs(
+                            name="s3", port=host_port(str(config.endpoint))[1], protocol="TCP"
+                        )
+                    ],
                 ),
                 opts=child,
             )
@@ -86,8 +91,8 @@ class ExternalStorage(pulumi.ComponentResource):
             endpoint=str(config.endpoint),
             secret_name=self.secret_name,
             service_name=self.service_name,
-            service_port=config.port,
-            secure=config.secure,
+            service_port=host_port(str(config.endpoint))[1],
+            secure=config.tls is not False,
             region=config.region,
             route_host=config.host,
         )

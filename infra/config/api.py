@@ -1,8 +1,6 @@
 """`api`: the image API's Deployment, Service and route, and the service settings it sets."""
 
-from __future__ import annotations
-
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
@@ -10,7 +8,7 @@ from infra.config.base import StackModel, mirror
 from infra.config.resources import Resources
 from infra.kinds import Hostname, Replicas
 from service.fields import Integer, refuse
-from service.settings import FetchSettings, ServingSettings, StorageSettings, route_timeout_seconds
+from service.settings import FetchSettings, ServingSettings, StorageSettings
 
 
 class ApiConfig(StackModel):
@@ -30,14 +28,9 @@ class ApiConfig(StackModel):
     processed_bucket: str = mirror(StorageSettings, "processed_bucket")
 
     @model_validator(mode="after")
-    def _buckets_differ(self) -> ApiConfig:
+    def _buckets_differ(self) -> Self:
         if self.incoming_bucket == self.processed_bucket:
             raise refuse(
                 f"must differ from api.incomingBucket ({self.incoming_bucket})", "processedBucket"
             )
         return self
-
-    @property
-    def route_timeout_seconds(self) -> int:
-        """How long a proxy in front of the API waits: longer than the API's whole download."""
-        return route_timeout_seconds(self.fetch_timeout_seconds)

@@ -1,7 +1,5 @@
 """The stack config's model base: camelCase keys, strict values, and one-line errors."""
 
-from __future__ import annotations
-
 import copy
 from typing import Any
 
@@ -46,17 +44,21 @@ class StackModel(KindChecked):
             if info.default is None and values.get(key) == {}:
                 del values[key]  # an empty object for an optional one: unset as well
             elif isinstance(info.default, BaseModel) and isinstance(values.get(key), dict):
-                values[key] = _merged(info.default.model_dump(by_alias=True), values[key])
+                values[key] = _merged(
+                    info.default.model_dump(by_alias=True, exclude_none=True), values[key]
+                )
         return values
 
 
 def _merged(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
-    merged = {key: value for key, value in base.items() if value is not None}
-    for key, value in given.items():
-        inner = merged.get(key)
-        both = isinstance(inner, dict) and isinstance(value, dict)
-        merged[key] = _merged(inner, value) if both else value  # type: ignore[arg-type]
-    return merged
+    """`given` over `base`, key by key, objects merged the same way all the way down."""
+    deeper = {
+        key: isinstance(value, dict) and isinstance(base.get(key), dict)
+        for key, value in given.items()
+    }
+    return base | {
+        key: _merged(base[key], value) if deeper[key] else value for key, value in given.items()
+    }
 
 
 def config_error(model: type[BaseModel], error: ValidationError, raw: Any) -> ConfigError:

@@ -1,8 +1,6 @@
 """`kubernetes` and `ingress`: which cluster, and how its nginx Ingresses behave."""
 
-from __future__ import annotations
-
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -27,7 +25,7 @@ class TlsConfig(StackModel):
     issuer: ObjectName | None = Field(None, description="a cert-manager Issuer")
 
     @model_validator(mode="after")
-    def _one_source(self) -> TlsConfig:
+    def _one_source(self) -> Self:
         given = sorted(str(self.model_fields[name].alias) for name in self.model_fields_set)
         if len(given) > 1:
             raise refuse(f"takes one of secretName, clusterIssuer, issuer; got {', '.join(given)}")
@@ -40,8 +38,3 @@ class IngressConfig(StackModel):
     class_name: Literal["nginx"] = Field("nginx", description="the IngressClass")
     skip_await: Flag = Field(False, description="set pulumi.com/skipAwait (no controller)")
     tls: TlsConfig | None = Field(None, description="HTTPS on both hosts; unset: plain HTTP")
-
-    @property
-    def scheme(self) -> str:
-        """The scheme of the public URLs: https once the Ingresses terminate TLS."""
-        return "https" if self.tls else "http"

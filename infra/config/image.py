@@ -1,8 +1,6 @@
 """`image`: how the application image is built, tagged, pushed and pulled."""
 
-from __future__ import annotations
-
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -32,7 +30,7 @@ class ImageConfig(StackModel):
     build_on_preview: Flag = Field(True, description="build during pulumi preview too")
 
     @model_validator(mode="after")
-    def _registry_rules(self) -> ImageConfig:
+    def _registry_rules(self) -> Self:
         if self.pushes and self.registry is None:
             raise refuse("true needs image.registry: there is nowhere to push to", "push")
         if self.registry is None and self.username is not None:
@@ -40,21 +38,6 @@ class ImageConfig(StackModel):
         return self
 
     @property
-    def host(self) -> str | None:
-        """The registry's host[:port]; a path given with it belongs to the repository."""
-        return self.registry.split("/", 1)[0] if self.registry else None
-
-    @property
-    def name(self) -> str:
-        """The image name without a tag, registry-qualified when a registry is set."""
-        return f"{self.registry}/{self.repository}" if self.registry else self.repository
-
-    @property
     def pushes(self) -> bool:
         """Whether the build pushes: as set, else whenever a registry is set."""
         return self.registry is not None if self.push is None else self.push
-
-    @property
-    def build_platform(self) -> str | None:
-        """Unpushed, the daemon that builds the image runs it, so its own platform is right."""
-        return self.platform or ("linux/amd64" if self.pushes else None)

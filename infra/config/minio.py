@@ -1,8 +1,6 @@
 """`minio`: the MinIO StatefulSet."""
 
-from __future__ import annotations
-
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -44,7 +42,7 @@ class MinioConfig(StackModel):
         return self.replicas >= 2
 
     @model_validator(mode="after")
-    def _layout(self) -> MinioConfig:
+    def _layout(self) -> Self:
         sizes = range(2, MAX_ERASURE_SET + 1)
         if self.replicas > MAX_ERASURE_SET and all(self.replicas % n for n in sizes):
             raise refuse(

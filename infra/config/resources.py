@@ -1,6 +1,6 @@
 """Container requests and limits, as every workload's key group takes them."""
 
-from __future__ import annotations
+from typing import Self
 
 from pydantic import Field, model_validator
 
@@ -23,13 +23,13 @@ class Resources(StackModel):
     limits: Quantities = Field(description="the hard ceiling; memory over it kills the pod")
 
     @classmethod
-    def of(cls, cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> Resources:
+    def of(cls, cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> Self:
         """Requests, then limits: a component's defaults."""
         limits = Quantities(cpu=cpu_limit, memory=memory_limit)
         return cls(requests=Quantities(cpu=cpu, memory=memory), limits=limits)
 
     @model_validator(mode="after")
-    def _limits_cover_requests(self) -> Resources:
+    def _limits_cover_requests(self) -> Self:
         for kind in ("cpu", "memory"):
             request, limit = getattr(self.requests, kind), getattr(self.limits, kind)
             if parse_quantity(limit) < parse_quantity(request):

@@ -1,13 +1,11 @@
 """`routing`: nginx Ingresses, or Gateway API HTTPRoutes attached to an existing Gateway."""
 
-from __future__ import annotations
+from typing import Literal, Self
 
-from typing import Literal
-
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from infra.config.base import StackModel
-from infra.kinds import DnsLabel, ObjectName, is_label
+from infra.kinds import DnsLabel, Labels, ObjectName
 from service.fields import Flag, refuse
 
 
@@ -18,16 +16,8 @@ class GatewayConfig(StackModel):
     namespace: DnsLabel | None = Field(None, description="its namespace; unset: the stack's")
     section_name: ObjectName | None = Field(None, description="one of its listeners")
     https: Flag = Field(False, description="the listener terminates TLS: URLs are https")
-    proxy_pod_labels: dict[str, str] = Field({}, description="its proxy pods, for MinIO's policy")
+    proxy_pod_labels: Labels = Field({}, description="its proxy pods, for MinIO's policy")
     request_timeout: Flag = Field(True, description="timeouts.request on the API's route")
-
-    @field_validator("proxy_pod_labels")
-    @classmethod
-    def _labels(cls, labels: dict[str, str]) -> dict[str, str]:
-        for key, value in labels.items():
-            if not is_label(key, value):
-                raise ValueError(f"has {key}: {value}, which is not a Kubernetes label")
-        return labels
 
 
 class RoutingConfig(StackModel):
@@ -37,7 +27,7 @@ class RoutingConfig(StackModel):
     gateway: GatewayConfig | None = Field(None, description="with kind gateway: the Gateway")
 
     @model_validator(mode="after")
-    def _gateway_with_kind(self) -> RoutingConfig:
+    def _gateway_with_kind(self) -> Self:
         if self.kind == "ingress" and self.gateway is not None:
             raise refuse("is only read with routing.kind=gateway", "gateway")
         if self.kind == "gateway" and (self.gateway is None or self.gateway.name is None):

@@ -1,10 +1,7 @@
 """`sitemaps`: the sitemap publisher CronJob and the route it switches."""
 
-from __future__ import annotations
-
-import json
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -14,9 +11,10 @@ from infra.cron import Schedule, TimeZone
 from infra.kinds import Hostname, Quantity
 from service.fields import Flag, Integer, Text, matching, refuse
 from service.settings import SitemapSettings
+from service.sitemaps.sections import NAME_PATTERN, NAME_RULE
 
 Url = Annotated[Text, matching(r"https?://[^/\s]+(/\S*)?", "must be an absolute http(s) URL")]
-SectionName = Annotated[Text, matching(r"[a-z0-9-]{1,40}", "must be 1 to 40 of a-z, 0-9 and -")]
+SectionName = Annotated[Text, matching(NAME_PATTERN, f"must be {NAME_RULE}")]
 
 
 class SitemapSection(StackModel):
@@ -47,7 +45,7 @@ class SitemapsConfig(StackModel):
     sections: list[SitemapSection] = Field([], description="with source sql: named queries")
 
     @model_validator(mode="after")
-    def _sources(self) -> SitemapsConfig:
+    def _sources(self) -> Self:
         names = [section.name for section in self.sections]
         if len(set(names)) < len(names):
             raise refuse(f"names must differ, got {', '.join(names)}", "sections")
@@ -69,7 +67,3 @@ class SitemapsConfig(StackModel):
     def index_url(self) -> str:
         """The public URL of the sitemap index."""
         return f"{self.base_url}/sitemap.xml"
-
-    def sections_json(self) -> str:
-        """SITEMAP_SECTIONS, the contract with the job: `[{"name": ..., "query": ...}]`."""
-        return json.dumps([{"name": s.name, "query": s.query} for s in self.sections])

@@ -1,17 +1,13 @@
 """The whole stack config: the key groups, the rules across them, and the stack's secrets."""
 
-from __future__ import annotations
-
-import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, Self
 
 import pulumi
-from pulumi.runtime.config import get_config_env, is_config_secret
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, model_validator
 
 from infra.config.api import ApiConfig
-from infra.config.base import PROJECT, ConfigError, StackModel, config_error
+from infra.config.base import PROJECT, StackModel, config_error
 from infra.config.cluster import IngressConfig, KubernetesConfig
 from infra.config.image import ImageConfig
 from infra.config.minio import MinioConfig
@@ -19,7 +15,7 @@ from infra.config.routing import RoutingConfig
 from infra.config.sitemaps import SitemapsConfig
 from infra.config.storage import StorageConfig
 from infra.kinds import DnsLabel, is_ip
-from service.fields import Flag, model_of, refuse
+from service.fields import Flag, refuse
 
 # Kubernetes makes these in every cluster: a stack that owned one would delete it on destroy.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -58,10 +54,11 @@ class StackConfig(StackModel):
     def scheme(self) -> str:
         """https where the Ingresses or the Gateway's listener terminate TLS, else http."""
         gateway = self.routing.gateway
-        return ("https" if gateway.https else "http") if gateway else self.ingress.scheme
+        secure = gateway.https if gateway else self.ingress.tls is not None
+        return "https" if secure else "http"
 
     @model_validator(mode="after")
-    def _across_groups(self, info: ValidationInfo) -> StackConfig:
+    def _across_groups(self, info: ValidationInfo) -> Self:
         for key, what in _broken(self, set((info.context or {}).get("secrets", ()))):
             raise refuse(what, key)
         sitemaps, scheme, gateway = self.sitemaps, self.scheme, self.routing.gateway
@@ -80,12 +77,9 @@ def _broken(config: StackConfig, secrets: set[str]) -> Iterator[tuple[str, str]]
     """(key, what is wrong) for each rule across the groups that `config` breaks, in order."""
     api, maps, image, storage = config.api, config.sitemaps, config.image, config.storage
     gateway, external = config.routing.gateway, {"storageAccessKey", "storageSecretKey"}
+    outside = storage.kind == "external"
     if not config.namespace_exists and config.namespace in SYSTEM_NAMESPACES:
-        yield (
-            "namespace",
-            f"{config.namespace} is in every cluster and would go on destroy: choose another, or "
-            "set namespaceExists=true",
-        )
+        yield "namespace", "is in every cluster: choose another, or set namespaceExists=true"
     if config.ingress.tls is not None and (api.host is None or gateway is not None):
         yield "ingress.tls", "needs api.host, and routing.kind=ingress (not a Gateway's TLS)"
     if image.username and "registryPassword" not in secrets:
@@ -103,24 +97,19 @@ def _broken(config: StackConfig, secrets: set[str]) -> Iterator[tuple[str, str]]
     for key, url in (("baseUrl", maps.base_url), ("siteUrl", maps.site_url)):
         if config.scheme == "https" and url is not None and url.startswith("http://"):
             yield f"sitemaps.{key}", "must be https where the routes terminate TLS"
-    if storage.kind == "minio" and secrets & external:
+    if not outside and secrets & external:
         yield min(secrets & external), "is only read with storage.kind=external"
-    if storage.kind == "external" and (
-        secrets & external != external or "minioRootUser" in secrets
+    if outside and (
+        secrets & external != external or secrets & {"minioRootUser", "minioRootPassword"}
     ):
         yield "storage.kind", f"external takes {SET_SECRET} storageAccessKey and storageSecretKey"
-    if storage.kind == "external" and maps.enabled and storage.secure:
+    if outside and maps.enabled and storage.tls is not False:
         yield "storage.tls", "true cannot serve the sitemaps route (it has no HTTPS to S3)"
-    if storage.kind == "external" and maps.enabled and is_ip(storage.host):
+    if outside and maps.enabled and is_ip(storage.host):
         yield "storage.endpoint", "needs a DNS name for the sitemaps route's ExternalName"
-    proxies = gateway.proxy_pod_labels if gateway else {}
-    if (
-        gateway
-        and storage.kind == "minio"
-        and maps.enabled
-        and not (proxies or config.minio.allowed_cidrs)
-    ):
-        # MinIO's NetworkPolicy admits the Gateway's proxy pods, which serve the sitemaps.
+    # MinIO's NetworkPolicy admits the Gateway's proxy pods, which serve the sitemaps.
+    unlisted = gateway and not (gateway.proxy_pod_labels or config.minio.allowed_cidrs)
+    if unlisted and not outside and maps.enabled:
         yield "routing.gateway.proxyPodLabels", "is needed (or minio.allowedCidrs) for the sitemaps"
 
 
@@ -132,30 +121,3 @@ def parse_stack_config(raw: Mapping[str, Any], secrets: Mapping[str, Any]) -> St
         raise config_error(StackConfig, error, dict(raw)) from None
     config._secrets = dict(secrets)
     return config
-
-
-def load_config() -> StackConfig:
-    """Read `kube-image-processing:*` stack config and validate it; ConfigError on a bad value."""
-    config, prefix = pulumi.Config(PROJECT), f"{PROJECT}:"
-    names = set(pulumi.runtime.config.CONFIG.get()) | set(get_config_env())
-    raw: dict[str, Any] = {}
-    secrets: dict[str, Any] = {}
-    for key in sorted(name[len(prefix) :] for name in names if name.startswith(prefix)):
-        text = config.get(key)
-        if key in SECRETS and text and not is_config_secret(prefix + key):
-            raise ConfigError(
-                f"{key}: is a secret held in clear text; use {SET_SECRET} {key} <value>"
-            )
-        if key in SECRETS and text:
-            secrets[key] = config.get_secret(key)
-        elif key not in SECRETS and text:
-            field = next((f for f in StackConfig.model_fields.values() if f.alias == key), None)
-            raw[key] = _decoded(text) if field and model_of(field.annotation) else text
-    return parse_stack_config(raw, secrets)
-
-
-def _decoded(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text  # refused by the model: "must be an object", with the text shown

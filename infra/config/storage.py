@@ -1,30 +1,13 @@
 """`storage`: the in-cluster MinIO StatefulSet, or an external S3 endpoint."""
 
-from __future__ import annotations
-
-import re
-from typing import Annotated, Literal
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
 from infra.config.base import StackModel, mirror
-from infra.kinds import SUBDOMAIN, is_ip, labels_fit
-from service.fields import Flag, Text, checked, refuse
+from infra.kinds import Endpoint, host_port
+from service.fields import Flag, refuse
 from service.settings import Region, StorageSettings
-
-
-def _split(endpoint: str) -> tuple[str, int]:
-    host, _, port = endpoint.rpartition(":")
-    return host.strip("[]"), int(port) if port.isdigit() and len(port) <= 5 else 0
-
-
-def _is_endpoint(endpoint: str) -> bool:
-    host, port = _split(endpoint)
-    named = is_ip(host) or (re.fullmatch(SUBDOMAIN, host) is not None and labels_fit(host))
-    return named and 1 <= port <= 65535
-
-
-Endpoint = Annotated[Text, checked(_is_endpoint, "must be host:port, such as s3.example.com:9000")]
 
 
 class StorageConfig(StackModel):
@@ -36,7 +19,7 @@ class StorageConfig(StackModel):
     region: Region | None = mirror(StorageSettings, "region")
 
     @model_validator(mode="after")
-    def _kind_decides(self) -> StorageConfig:
+    def _kind_decides(self) -> Self:
         given = [key for key in ("endpoint", "tls", "region") if getattr(self, key) is not None]
         if self.kind == "minio" and given:
             raise refuse("is only read with storage.kind=external", given[0])
@@ -45,16 +28,6 @@ class StorageConfig(StackModel):
         return self
 
     @property
-    def secure(self) -> bool:
-        """Whether the external endpoint is reached over HTTPS: unless tls is false."""
-        return self.tls is not False
-
-    @property
     def host(self) -> str:
         """The external endpoint's host."""
-        return _split(self.endpoint or "")[0]
-
-    @property
-    def port(self) -> int:
-        """The external endpoint's port."""
-        return _split(self.endpoint or "")[1]
+        return host_port(self.endpoint or "")[0]

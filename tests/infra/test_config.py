@@ -9,7 +9,9 @@ from stack_render import Rendered, stack_config
 
 from infra.config import ConfigError, parse_stack_config
 from infra.cron import CronError, validate_schedule
+from infra.image import build_platform, image_name, registry_host
 from infra.kinds import parse_quantity
+from service.settings import route_timeout_seconds
 
 SECRET = object()  # stands in for a secret Output; the parser only checks presence
 
@@ -36,7 +38,7 @@ def test_stack_files_parse() -> None:
     assert config.minio.distributed
     assert config.minio.ci_cd_mode
     assert config.api.replicas == 2
-    assert config.api.route_timeout_seconds == 60
+    assert route_timeout_seconds(config.api.fetch_timeout_seconds) == 60
     assert config.kubernetes.context == "minikube"
 
 
@@ -175,15 +177,15 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ),
     (
         {"namespace": "default"},
-        "namespace: default is in every cluster and would go on destroy: choose another, or set",
+        "namespace: is in every cluster: choose another, or set namespaceExists=true",
     ),
     (
         {"namespace": "kube-system"},
-        "namespace: kube-system is in every cluster and would go on destroy: choose another, or",
+        "namespace: is in every cluster: choose another, or set namespaceExists=true",
     ),
     (
         {"namespace": "kube-public"},
-        "namespace: kube-public is in every cluster and would go on destroy: choose another, or",
+        "namespace: is in every cluster: choose another, or set namespaceExists=true",
     ),
     ({"namespaceExists": "maybe"}, 'namespaceExists: must be true or false, got "maybe"'),
     (
@@ -271,17 +273,17 @@ def test_registry_with_a_path_is_split_into_host_and_repository() -> None:
     config = parse_stack_config(
         {"image": {"registry": "ghcr.io/org/team"}, "api": {"host": "images.example.test"}}, {}
     )
-    assert config.image.host == "ghcr.io"
-    assert config.image.name == "ghcr.io/org/team/kube-image-processing"
+    assert registry_host(config.image) == "ghcr.io"
+    assert image_name(config.image) == "ghcr.io/org/team/kube-image-processing"
 
 
 def test_platform_is_left_to_the_daemon_without_a_push() -> None:
-    assert parse({}).image.build_platform is None
-    assert parse({"image.platform": "linux/arm64"}).image.build_platform == "linux/arm64"
+    assert build_platform(parse({}).image) is None
+    assert build_platform(parse({"image.platform": "linux/arm64"}).image) == "linux/arm64"
     pushed = parse_stack_config(
         {"image": {"registry": "registry.example.com"}, "api": {"host": "images.example.test"}}, {}
     )
-    assert pushed.image.build_platform == "linux/amd64"
+    assert build_platform(pushed.image) == "linux/amd64"
 
 
 def test_an_existing_namespace_is_accepted_when_the_stack_says_so() -> None:
@@ -315,7 +317,7 @@ def test_registry_with_credentials_is_accepted() -> None:
         {"registryPassword": SECRET},
     )
     assert config.image.pushes
-    assert config.image.name == "registry.example.com:5000/kube-image-processing"
+    assert image_name(config.image) == "registry.example.com:5000/kube-image-processing"
 
 
 @pytest.mark.parametrize("replicas", [1, 2, 3, 4, 16, 18, 32])

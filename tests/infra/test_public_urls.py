@@ -203,7 +203,9 @@ def test_wrong_values_stop_with_one_line(changes: dict[str, Any], message: str) 
 
 @pytest.mark.parametrize("name", ["Products", "blog_posts", "a" * 41, "posts/2024", "é"])
 def test_section_names_fit_file_names(name: str) -> None:
-    with pytest.raises(ConfigError, match=r"sitemaps\.sections\[0\]\.name: must be 1 to 40"):
+    with pytest.raises(
+        ConfigError, match=r"sitemaps\.sections\[0\]\.name: must be 1-40 characters"
+    ):
         parse({**SQL, "sitemaps.sections": [{"name": name, "query": "q"}]}, DATABASE)
 
 
@@ -215,7 +217,7 @@ def test_section_names_accepted(name: str) -> None:
 
 def test_tls_turns_the_default_urls_https() -> None:
     config = parse({"ingress.tls": {"clusterIssuer": "letsencrypt"}})
-    assert config.ingress.scheme == "https"
+    assert config.scheme == "https"
     assert config.sitemaps.base_url == "https://sitemaps.kube-image-processing.test/sitemaps"
     assert config.sitemaps.site_url == "https://images.kube-image-processing.test"
     assert config.sitemaps.index_url.startswith("https://")

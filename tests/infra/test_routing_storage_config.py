@@ -61,12 +61,12 @@ def test_external_storage_takes_endpoint_tls_region_and_secret_credentials() -> 
         sitemaps={**dev_raw()["sitemaps"]},
     )
     storage = config.storage
-    assert (storage.endpoint, storage.secure, storage.region) == (
+    assert (storage.endpoint, storage.tls, storage.region) == (
         "objects.storage.example.test:9000",
         False,
         "eu-west-1",
     )
-    assert (storage.host, storage.port) == ("objects.storage.example.test", 9000)
+    assert storage.host == "objects.storage.example.test"
     assert config.secret("storageAccessKey") is SECRET
     assert config.secret("storageSecretKey") is SECRET
 
@@ -78,7 +78,7 @@ def test_external_tls_defaults_on_and_is_accepted_without_sitemaps() -> None:
         sitemaps={"enabled": False},
     )
     assert config.storage.kind == "external"
-    assert config.storage.secure
+    assert config.storage.tls is None  # unset: HTTPS
 
 
 def test_the_gateway_stack_file_parses() -> None:
@@ -137,7 +137,7 @@ REFUSED = [
                 "gateway": {"name": "gw", "proxyPodLabels": {"app": "not a value"}},
             }
         },
-        "routing.gateway.proxyPodLabels: has app: not a value, which is not a Kubernetes label,",
+        "routing.gateway.proxyPodLabels: must map label keys ([prefix/]name) to values",
     ),
     (
         {"routing": {"kind": "gateway", "gateway": {"name": "gw"}}},
