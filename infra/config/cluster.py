@@ -26,7 +26,7 @@ class TlsConfig(StackModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
-        given = sorted(str(self.model_fields[name].alias) for name in self.model_fields_set)
+        given = sorted(str(type(self).model_fields[name].alias) for name in self.model_fields_set)
         if len(given) > 1:
             raise refuse(f"takes one of secretName, clusterIssuer, issuer; got {', '.join(given)}")
         return self

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from k8s_objects import containers, pod_spec
-from stack_render import MOCK_DIGEST, Rendered, is_secret, plain
+from stack_render import Rendered, is_secret
 
 from infra.image import REPO_ROOT, context_digest, docker_config_json, dockerignore_allowlist
+from infra.offline import MOCK_DIGEST, plain
 
 IMAGE_TYPE = "docker-build:index:Image"
 
