@@ -10,9 +10,7 @@ import re
 import zoneinfo
 from typing import Annotated
 
-from pydantic import AfterValidator
-
-from service.fields import Text, checked
+from service.fields import Check, Text, checked
 
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -100,7 +98,9 @@ def _is_time_zone(name: str) -> bool:
     )
 
 
-Schedule = Annotated[Text, AfterValidator(_schedule)]
+Schedule = Annotated[
+    Text, Check(_schedule, "five fields (minute hour day-of-month month day-of-week), or @daily…")
+]
 TimeZone = Annotated[
     Text, checked(_is_time_zone, "must be a tz database name such as Europe/Berlin")
 ]

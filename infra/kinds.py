@@ -88,13 +88,13 @@ DnsLabel = Annotated[
 ObjectName = Annotated[
     Text,
     matching(SUBDOMAIN, "must be a Kubernetes object name (lowercase letters, digits, '-', '.')"),
-    checked(labels_fit, "must be a Kubernetes object name of at most 253 characters"),
+    checked(labels_fit, "must have at most 253 characters"),
 ]
 Hostname = Annotated[
     Text,
     checked(lambda text: not is_ip(text), "must be a DNS host name, not an IP address"),
     matching(r"(\*\.)?" + SUBDOMAIN, "must be a DNS host name such as api.example.com"),
-    checked(labels_fit, "must be a DNS host name of at most 253 characters, 63 between dots"),
+    checked(labels_fit, "must have at most 253 characters, 63 between dots"),
 ]
 Quantity = Annotated[Text, matching(_QUANTITY.pattern, "must be a quantity such as 500m or 5Gi")]
 Replicas = Annotated[Integer, Field(ge=1, le=INT32_MAX)]
@@ -109,7 +109,7 @@ PinnedImage = Annotated[
     checked(
         lambda ref: ":" in ref.rsplit("/", 1)[-1] or "@" in ref, "must be pinned by tag or digest"
     ),
-    checked(lambda ref: ":latest" not in ref, "must not use the tag latest; pin a release tag"),
+    checked(lambda ref: ":latest" not in ref, "must not use the tag latest"),
 ]
 Endpoint = Annotated[Text, checked(_is_endpoint, "must be host:port, such as s3.example.com:9000")]
 Labels = Annotated[

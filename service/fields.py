@@ -7,6 +7,7 @@ float where a count belongs is refused like any other mistake.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import math
@@ -126,19 +127,20 @@ def refuse(message: str, key: str | None = None) -> PydanticCustomError:
     return PydanticCustomError("rule", message, {"key": key} if key else None)
 
 
-def matching(pattern: str, rule: str) -> AfterValidator:
+@dataclasses.dataclass(frozen=True)
+class Check(AfterValidator):
+    """A check after the kind's, with the words its refusal and the reference use."""
+
+    rule: str = ""
+
+
+def matching(pattern: str, rule: str) -> Check:
     """A text check: the whole value matches `pattern`, else `rule` says what it must be."""
     compiled = re.compile(pattern)
-
-    def check(value: str) -> str:
-        if not compiled.fullmatch(value):
-            raise ValueError(rule)
-        return value
-
-    return AfterValidator(check)
+    return checked(lambda value: compiled.fullmatch(value) is not None, rule)
 
 
-def checked(test: Callable[[Any], bool], rule: str) -> AfterValidator:
+def checked(test: Callable[[Any], bool], rule: str) -> Check:
     """A check by `test`; `rule` says what the value must be when it fails."""
 
     def check(value: Any) -> Any:
@@ -146,7 +148,12 @@ def checked(test: Callable[[Any], bool], rule: str) -> AfterValidator:
             raise ValueError(rule)
         return value
 
-    return AfterValidator(check)
+    return Check(check, rule)
+
+
+def checks_of(info: FieldInfo) -> list[str]:
+    """The words of every Check on a field (also where it is optional)."""
+    return [item.rule for item in _metadata(info) if isinstance(item, Check)]
 
 
 def _bounds(info: FieldInfo) -> tuple[float | None, float | None, bool, bool]:
@@ -154,18 +161,18 @@ def _bounds(info: FieldInfo) -> tuple[float | None, float | None, bool, bool]:
     low_open = high_open = False
     for item in _metadata(info):
         if isinstance(item, annotated_types.Ge):
-            low = float(item.ge)  # type: ignore[arg-type]
+            low = item.ge  # type: ignore[assignment]
         elif isinstance(item, annotated_types.Gt):
-            low, low_open = float(item.gt), True  # type: ignore[arg-type]
+            low, low_open = item.gt, True  # type: ignore[assignment]
         elif isinstance(item, annotated_types.Le):
-            high = float(item.le)  # type: ignore[arg-type]
+            high = item.le  # type: ignore[assignment]
         elif isinstance(item, annotated_types.Lt):
-            high, high_open = float(item.lt), True  # type: ignore[arg-type]
+            high, high_open = item.lt, True  # type: ignore[assignment]
     return low, high, low_open, high_open
 
 
 def _show(number: float) -> str:
-    return str(int(number)) if number.is_integer() else str(number)
+    return str(int(number)) if float(number).is_integer() else str(number)
 
 
 def rule(info: FieldInfo) -> str:
@@ -175,6 +182,9 @@ def rule(info: FieldInfo) -> str:
         return "one of " + ", ".join(str(choice) for choice in choices)
     kind = kind_of(info)
     noun = kind.noun if kind else "a valid value"
+    lengths = [item for item in _metadata(info) if isinstance(item, annotated_types.MinLen)]
+    if lengths:
+        return f"{noun} of at least {lengths[0].min_length} characters"
     low, high, low_open, high_open = _bounds(info)
     if low is not None and high is not None and not low_open and not high_open:
         return f"{noun} from {_show(low)} to {_show(high)}"
@@ -268,14 +278,24 @@ def _as_written(raw: Any, loc: tuple[Any, ...], fallback: Any) -> Any:
     return raw
 
 
-def problem(
+def problems(
     model: type[BaseModel], error: ValidationError, raw: Any = None
-) -> tuple[tuple[Any, ...], str]:
-    """The first error's location and what is wrong, as "must be …, got …" or the check's words.
+) -> list[tuple[tuple[Any, ...], str]]:
+    """Each error's location and what is wrong, as "must be …, got …" or the check's words.
 
     `raw` is the input as given, so the value is shown as written ("0", not 0.0).
     """
-    first = error.errors(include_url=False)[0]
+    return [_explained(model, each, raw) for each in error.errors(include_url=False)]
+
+
+def problem(
+    model: type[BaseModel], error: ValidationError, raw: Any = None
+) -> tuple[tuple[Any, ...], str]:
+    """The first error's location and what is wrong (see `problems`)."""
+    return _explained(model, error.errors(include_url=False)[0], raw)
+
+
+def _explained(model: type[BaseModel], first: Any, raw: Any) -> tuple[tuple[Any, ...], str]:
     loc: tuple[Any, ...] = tuple(first["loc"])
     value = _as_written(raw, loc, first["input"])
     fields, owner = _walk(model, loc)
@@ -299,14 +319,4 @@ def problem(
         wanted = "an object of keys and values"
     elif kind == "list_type":
         wanted = "a list"
-    elif kind in ("string_too_short", "string_too_long", "too_short", "too_long"):
-        wanted = f"{wanted} of {_length(fields[-1])} characters"
     return loc, f"must be {wanted}{got}"
-
-
-def _length(info: FieldInfo) -> str:
-    low = next((m.min_length for m in info.metadata if isinstance(m, annotated_types.MinLen)), 0)
-    high = next(
-        (m.max_length for m in info.metadata if isinstance(m, annotated_types.MaxLen)), None
-    )
-    return f"{low} to {high}" if high is not None else f"at least {low}"

@@ -146,8 +146,7 @@ BucketName = Annotated[
     ),
     checked(
         _is_bucket_name,
-        "must be a valid S3 bucket name (no '..', not an IP address, no "
-        "reserved prefix such as xn-- or suffix such as -s3alias)",
+        "must not hold '..', be an IP address, or take a reserved prefix (xn--) or suffix (-s3alias)",
     ),
 ]
 # An S3 region name such as eu-west-1.
@@ -202,7 +201,9 @@ class FetchSettings(EnvSettings):
         "MAX_DOWNLOAD_BYTES", default=20 * MIB, description="largest image download, in bytes"
     )
     max_image_pixels: Annotated[Integer, Field(ge=1)] = setting(
-        "MAX_IMAGE_PIXELS", default=50_000_000, description="largest image, in pixels"
+        "MAX_IMAGE_PIXELS",
+        default=50_000_000,
+        description="largest image, in pixels (all frames counted); bigger gets 422",
     )
     timeout_seconds: Annotated[Seconds, Field(le=300)] = setting(
         "FETCH_TIMEOUT_SECONDS",
@@ -226,7 +227,7 @@ class ApiSettings(EnvSettings):
     """How long the image API waits on storage before it answers 503."""
 
     storage_timeout_seconds: Seconds = setting(
-        "STORAGE_TIMEOUT_SECONDS", default=10.0, description="wait on S3 before answering 503"
+        "STORAGE_TIMEOUT_SECONDS", default=10.0, description="longest wait on S3 before a 503"
     )
 
 
@@ -234,7 +235,9 @@ class RobotsSettings(EnvSettings):
     """What /robots.txt names: the sitemap index that lists this host's images, if any."""
 
     sitemap_index_url: HttpUrl | None = setting(
-        "SITEMAP_INDEX_URL", default=None, description="sitemap index named in /robots.txt"
+        "SITEMAP_INDEX_URL",
+        default=None,
+        description="the sitemap index that /robots.txt names (its Sitemap: line)",
     )
 
 
@@ -242,24 +245,35 @@ class ServingSettings(EnvSettings):
     """What one pod may spend on slow clients, slow origins and conversions."""
 
     header_timeout_seconds: Annotated[Integer, Field(ge=1)] = setting(
-        "HEADER_TIMEOUT_SECONDS", default=5, description="time to send a request's headers"
+        "HEADER_TIMEOUT_SECONDS",
+        default=5,
+        description="seconds a client has for a request's headers; also the keep-alive idle time",
     )
     body_min_bytes_per_second: Annotated[Integer, Field(ge=1)] = setting(
-        "BODY_MIN_BYTES_PER_SECOND", default=4096, description="slowest accepted request body"
+        "BODY_MIN_BYTES_PER_SECOND",
+        default=4096,
+        description="a body gets HEADER_TIMEOUT_SECONDS plus its size at this rate; slower gets 408",
     )
     max_connections: Annotated[Integer, Field(ge=1)] = setting(
-        "MAX_CONNECTIONS", default=1000, description="open connections per worker"
+        "MAX_CONNECTIONS",
+        default=1000,
+        description="open connections per worker; past it the worker answers 503 at once",
     )
     max_downloads: Annotated[Integer, Field(ge=1)] = setting(
-        "MAX_DOWNLOADS", default=8, description="downloads at once per pod"
+        "MAX_DOWNLOADS",
+        default=8,
+        description="downloads in flight per pod (all workers); past it POST /incoming gets 503",
     )
     memory_limit_bytes: Annotated[Integer, Field(ge=1)] = setting(
         "MEMORY_LIMIT_BYTES",
         default=512 * MIB,
-        description="the container's memory limit; sizes the conversion budget",
+        description="the container's memory limit; conversions may hold it less "
+        f"{MASTER_BYTES // MIB} MiB and {WORKER_BYTES // MIB} MiB per worker",
     )
     conversion_timeout_seconds: Seconds = setting(
-        "CONVERSION_TIMEOUT_SECONDS", default=30.0, description="longest conversion"
+        "CONVERSION_TIMEOUT_SECONDS",
+        default=30.0,
+        description="a conversion still running then answers 503",
     )
     web_concurrency: Annotated[Integer, Field(ge=1, le=64)] = setting(
         "WEB_CONCURRENCY", default=2, description="gunicorn worker processes"
@@ -267,12 +281,12 @@ class ServingSettings(EnvSettings):
     forwarded_allow_ips: Text = setting(
         "FORWARDED_ALLOW_IPS",
         default="",
-        description="proxies whose X-Forwarded-* headers are trusted (comma-separated)",
+        description="peers whose X-Forwarded-* and SCRIPT_NAME headers are trusted; none by default",
     )
     prometheus_multiproc_dir: Text | None = setting(
         "PROMETHEUS_MULTIPROC_DIR",
         default=None,
-        description="empty writable directory for the workers' metrics",
+        description="empty writable directory for the workers' metrics; unset: a temporary one",
     )
     # glibc: two malloc arenas rather than eight per core, so memory freed after a big
     # conversion is not left spread over arenas that never shrink.

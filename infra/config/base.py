@@ -8,9 +8,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
 from service.fields import KindChecked, dotted, problem
-from service.settings import EnvSettings
+from service.settings import EnvSettings, env_name
 
 PROJECT = "kube-image-processing"
+ENV_KEYWORD = "x-environment-variable"  # in the schema: the variable a mirrored key sets
 
 
 class ConfigError(pulumi.RunError):
@@ -21,6 +22,7 @@ def mirror(model: type[EnvSettings], field: str) -> Any:
     """A stack key that sets one of the service's settings: its default, bounds and words."""
     info = copy.copy(model.model_fields[field])
     info.validation_alias = info.alias = info.alias_priority = None
+    info.json_schema_extra = {ENV_KEYWORD: env_name(model, field)}
     return info
 
 
