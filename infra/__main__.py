@@ -45,7 +45,7 @@ def load_config() -> StackConfig:
 def _decoded(text: str) -> Any:
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except ValueError:  # not JSON, or a number of more digits than Python reads
         return text  # refused by the model: "must be an object", with the text shown
 
 

@@ -45,6 +45,14 @@ class _StackFileLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _integer(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return loader.construct_yaml_int(node)  # type: ignore[no-untyped-call]
+    except ValueError:  # more digits than Python reads: the models refuse the text instead
+        return node.value
+
+
+_StackFileLoader.add_constructor("tag:yaml.org,2002:int", _integer)
 _StackFileLoader.yaml_implicit_resolvers = {
     first: [(tag, rule) for tag, rule in rules if tag != "tag:yaml.org,2002:bool"]
     for first, rules in yaml.SafeLoader.yaml_implicit_resolvers.items()
