@@ -45,6 +45,7 @@ NEEDS = (
 ELSEWHERE = (
     (r"^make test\b", "is this test suite"),
     (r"^make run\b", "tests/test_make_run.py runs it"),
+    (r"^make check\b", "tests/infra/test_check.py runs it"),
     (r"^buildah build\b", "tests/container builds the image this way"),
     (
         r"^\.venv/bin/python -m service\.sitemaps\b",

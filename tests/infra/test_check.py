@@ -37,6 +37,19 @@ def edited(old: str, new: str) -> str:
     return DEV.replace(old, new, 1)
 
 
+def test_make_check_as_the_docs_type_it() -> None:
+    done = subprocess.run(
+        ["make", "--no-print-directory", "check", "STACK=dev"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[-1].startswith("Pulumi.dev.yaml: ok:")
+
+
 def test_the_dev_stack_file_is_fine(tmp_path: Path) -> None:
     done = check(tmp_path, DEV, "dev")
     assert done.returncode == 0, done.stdout
