@@ -156,18 +156,19 @@ def checks_of(info: FieldInfo) -> list[str]:
     return [item.rule for item in _metadata(info) if isinstance(item, Check)]
 
 
-def _bounds(info: FieldInfo) -> tuple[float | None, float | None, bool, bool]:
+def _bounds(info: FieldInfo) -> tuple[Any, Any, bool, bool]:
+    """The lowest and highest value allowed (None: no bound), and whether each is excluded."""
     low = high = None
     low_open = high_open = False
     for item in _metadata(info):
         if isinstance(item, annotated_types.Ge):
-            low = item.ge  # type: ignore[assignment]
+            low = item.ge
         elif isinstance(item, annotated_types.Gt):
-            low, low_open = item.gt, True  # type: ignore[assignment]
+            low, low_open = item.gt, True
         elif isinstance(item, annotated_types.Le):
-            high = item.le  # type: ignore[assignment]
+            high = item.le
         elif isinstance(item, annotated_types.Lt):
-            high, high_open = item.lt, True  # type: ignore[assignment]
+            high, high_open = item.lt, True
     return low, high, low_open, high_open
 
 
