@@ -158,7 +158,8 @@ def checks_of(info: FieldInfo) -> list[str]:
 
 def _bounds(info: FieldInfo) -> tuple[Any, Any, bool, bool]:
     """The lowest and highest value allowed (None: no bound), and whether each is excluded."""
-    low = high = None
+    low: Any = None
+    high: Any = None
     low_open = high_open = False
     for item in _metadata(info):
         if isinstance(item, annotated_types.Ge):
