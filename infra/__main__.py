@@ -17,7 +17,7 @@ from infra.config import SECRETS, SET_SECRET, ConfigError, StackConfig, parse_st
 from infra.config.base import PROJECT
 from infra.image import AppImage, AppImageArgs
 from infra.minio import MinioCluster, MinioClusterArgs
-from infra.sitemaps import SitemapPublisher, SitemapPublisherArgs
+from infra.sitemaps import SitemapPublisher, SitemapPublisherArgs, index_url
 from infra.storage import ExternalStorage, ExternalStorageArgs
 from service.fields import model_of
 
@@ -140,7 +140,7 @@ api = ImageApi(
         image_pull_policy=image.pull_policy,
         storage=storage,
         pull_secret_names=image.pull_secret_names,
-        sitemap_index_url=config.sitemaps.index_url if config.sitemaps.enabled else None,
+        sitemap_index_url=index_url(config.sitemaps) if config.sitemaps.enabled else None,
         gateway=gateway,
         scheme=config.scheme,
     ),

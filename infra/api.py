@@ -44,6 +44,7 @@ from pulumi_kubernetes.networking.v1 import (
     ServiceBackendPortArgs,
 )
 
+from infra import scaling
 from infra.common import (
     APP_UID,
     StorageAccess,
@@ -214,14 +215,15 @@ class ImageApi(pulumi.ComponentResource):
             resources=resource_requirements(config.resources),
             security_context=container_security_context(),
             volume_mounts=[tmp_mount(), VolumeMountArgs(name="metrics", mount_path=METRICS_DIR)],
+            lifecycle=scaling.drain(config),
         )
-        Deployment(
+        deployment = Deployment(
             name,
             metadata=ObjectMetaArgs(
                 name=DEPLOYMENT_NAME, namespace=args.namespace, labels=pod_labels
             ),
             spec=DeploymentSpecArgs(
-                replicas=config.replicas,
+                replicas=scaling.replicas(config),
                 selector=LabelSelectorArgs(match_labels=selector),
                 strategy=DeploymentStrategyArgs(
                     type="RollingUpdate",
@@ -239,6 +241,8 @@ class ImageApi(pulumi.ComponentResource):
                         ]
                         or None,
                         containers=[container],
+                        topology_spread_constraints=scaling.spread(config, selector),
+                        termination_grace_period_seconds=scaling.stop_seconds(config),
                         # A volume of its own, so the multiprocess metrics directory exists
                         # and starts empty in every pod.
                         volumes=[
@@ -251,7 +255,20 @@ class ImageApi(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=child,
+            opts=pulumi.ResourceOptions(
+                parent=self, ignore_changes=scaling.replica_options(config)
+            ),
+        )
+        scaling.autoscaler(
+            f"{name}-autoscaler",
+            config,
+            args.namespace,
+            deployment.metadata.name,
+            pod_labels,
+            child,
+        )
+        scaling.disruption_budget(
+            f"{name}-pdb", config, args.namespace, selector, pod_labels, child
         )
 
         # Open to every source, since NodePort traffic may arrive from any node's address,

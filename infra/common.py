@@ -33,8 +33,7 @@ from pulumi_kubernetes.networking.v1 import (
     NetworkPolicySpecArgs,
 )
 
-from infra.config.base import PROJECT
-from infra.config.resources import Resources
+from infra.config.base import PROJECT, Resources
 from service.settings import EnvSettings, StorageSettings, env_name, env_pairs, env_text
 
 APP_UID = 10001

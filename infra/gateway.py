@@ -84,8 +84,10 @@ class RouteSpec:
             "group": GROUP,
             "kind": "Gateway",
             "name": self.gateway.name,
-            "namespace": self.gateway.namespace,
         }
+        # Unset, the Gateway is in the route's own namespace, as the Gateway API reads it.
+        if self.gateway.namespace is not None:
+            ref["namespace"] = self.gateway.namespace
         if self.gateway.section_name is not None:
             ref["sectionName"] = self.gateway.section_name
         return ref

@@ -120,3 +120,10 @@ Labels = Annotated[
         "letters, digits, '-', '_' and '.'",
     ),
 ]
+Registry = Annotated[
+    Text,
+    matching(
+        r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._/-][a-z0-9]+)*)?",
+        "must be a registry host[:port], optionally with a path, such as ghcr.io/org",
+    ),
+]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import runpy
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -34,6 +35,7 @@ KIND_ORDER = (
     "PodDisruptionBudget",
     "StatefulSet",
     "Deployment",
+    "HorizontalPodAutoscaler",
     "CronJob",
     "Ingress",
     "HTTPRoute",
@@ -78,9 +80,8 @@ def run_program(
     class Mocks(mocks.Mocks):
         def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
             outputs = dict(args.inputs)
-            for key, value in earlier.get(args.name, {}).items():
-                if key in ignored.get(args.name, []):
-                    outputs[key] = value
+            for path in ignored.get(args.name, []):
+                _keep(outputs, earlier.get(args.name, {}), _parts(path))
             if args.typ == "random:index/randomPassword:RandomPassword":
                 outputs["result"] = f"mock-generated-{args.name}"
             elif args.typ == "docker-build:index:Image":
@@ -162,6 +163,23 @@ def run_program(
             "secret": _sync_await(output.is_secret()),
         }
     return report
+
+
+def _parts(path: str) -> list[str]:
+    """An ignore_changes path's keys: `spec.replicas`, `metadata.labels["a/b"]`."""
+    return [plain or quoted for plain, quoted in re.findall(r'([^.\[\]"]+)|\["([^"]+)"\]', path)]
+
+
+def _keep(outputs: dict[str, Any], previous: Mapping[str, Any], keys: list[str]) -> None:
+    """Where the previous state has a value at `keys`, the engine keeps it over the program's."""
+    for key in keys[:-1]:
+        if not isinstance(previous.get(key), Mapping):
+            return
+        previous = previous[key]
+        outputs[key] = dict(outputs.get(key) or {})
+        outputs = outputs[key]
+    if keys and keys[-1] in previous:
+        outputs[keys[-1]] = previous[keys[-1]]
 
 
 def _run_main() -> None:

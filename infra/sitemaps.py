@@ -66,6 +66,7 @@ from infra.gateway import GROUP, PrefixRewrite, RouteRule, RouteSpec, ServiceBac
 from infra.tls import ingress_tls, tls_annotations
 from service.settings import SitemapSettings, env_name
 from service.sitemaps.sections import Query, to_json
+from service.sitemaps.writer import INDEX_NAME
 
 COMPONENT = "sitemap-publisher"
 INGRESS_NAME = "sitemaps"
@@ -119,6 +120,11 @@ class SitemapPublisherArgs:
     pull_secret_names: list[pulumi.Output[str]] = field(default_factory=list)
     # Set: HTTPRoutes attached to this Gateway instead of the nginx Ingress.
     gateway: GatewayConfig | None = None
+
+
+def index_url(config: SitemapsConfig) -> str:
+    """The public URL of the sitemap index, which the job writes beside the files."""
+    return f"{config.base_url}/{INDEX_NAME}"
 
 
 def sitemaps_route_spec(
@@ -315,7 +321,7 @@ class SitemapPublisher(pulumi.ComponentResource):
 
         self.ingress_name = route_name
         self.cronjob_name = cronjob.metadata.name
-        self.index_url = pulumi.Output.from_input(config.index_url)
+        self.index_url = pulumi.Output.from_input(index_url(config))
         self.register_outputs(
             {
                 "ingress_name": self.ingress_name,

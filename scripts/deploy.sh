@@ -46,6 +46,14 @@ if ! pulumi stack select "$STACK" --create; then
     exit 1
 fi
 
+# The API's HorizontalPodAutoscaler reads CPU use from metrics-server, which minikube ships as
+# an addon but does not enable.
+autoscaling="$(pulumi config get --path api.autoscaling.enabled --stack "$STACK" 2>/dev/null || true)"
+if [ "$autoscaling" = true ]; then
+    echo "==> api.autoscaling is on: enabling minikube's metrics-server addon, which the autoscaler reads"
+    minikube addons enable metrics-server >/dev/null
+fi
+
 echo "==> pointing Docker at minikube's daemon, so the image is built where the node can use it"
 # A Docker context with minikube's TLS material instead of DOCKER_HOST/DOCKER_TLS_VERIFY/
 # DOCKER_CERT_PATH, which pulumi-docker-build does not read: see the script for the sources.

@@ -26,7 +26,15 @@ from typing import Any
 from gunicorn import glogging
 
 from service import admission
-from service.settings import ServingSettings, SettingsError, check_all, env_name
+from service.settings import (
+    ApiSettings,
+    FetchSettings,
+    ServingSettings,
+    SettingsError,
+    check_all,
+    env_name,
+    graceful_stop_seconds,
+)
 
 try:
     check_all()
@@ -49,7 +57,8 @@ reuse_port = True
 forwarded_allow_ips = serving.forwarded_allow_ips
 # The worker's heartbeat: a worker whose event loop stops this long is replaced.
 timeout = 60
-graceful_timeout = 30
+# After SIGTERM, requests in flight get as long as the longest one the settings allow.
+graceful_timeout = graceful_stop_seconds(FetchSettings.from_env(), ApiSettings.from_env(), serving)
 # No control socket: the container's user may have no home to put it in, and nothing uses it.
 control_socket_disable = True
 # The app logs one JSON line per request itself, with the request id.

@@ -39,6 +39,15 @@ DOWNLOAD_DEADLINE_FACTOR = 3
 # What a proxy in front of the API adds to the download deadline before it gives up on a
 # request: the conversion-free rest of POST /incoming (storing the image) fits in it.
 ROUTE_MARGIN_SECONDS = 30
+# A storage call's connect timeout, at most, and its retries: one of a refused connection and
+# one of a 5xx answer (service/storage.py), so three tries in all.
+STORAGE_CONNECT_SECONDS = 2.0
+STORAGE_RETRIES = 2
+# Storage calls of the longest route, POST /processed: two lookups, the source's tags and body,
+# the result's store, and the store once more after re-creating a bucket storage lost.
+STORAGE_CALLS_PER_REQUEST = 6
+# What a stopping server needs beyond its last request: closing, exiting, the kubelet seeing it.
+STOP_MARGIN_SECONDS = 5
 
 
 class SettingsError(ValueError):
@@ -293,6 +302,34 @@ class ServingSettings(EnvSettings):
     malloc_arena_max: Annotated[Integer, Field(ge=1)] = setting(
         "MALLOC_ARENA_MAX", default=2, description="glibc malloc arenas per process"
     )
+
+
+def storage_call_seconds(storage_timeout_seconds: float) -> float:
+    """The longest one storage call may take: every try's connect and read."""
+    connect = min(STORAGE_CONNECT_SECONDS, storage_timeout_seconds)
+    return (STORAGE_RETRIES + 1) * (connect + storage_timeout_seconds)
+
+
+def longest_request_seconds(
+    fetch: FetchSettings, api: ApiSettings, serving: ServingSettings
+) -> float:
+    """The longest a request may take before the server's own bounds end it: the slower of a
+    whole download and a conversion, plus every storage call of the longest route."""
+    slowest = max(fetch.download_deadline_seconds, serving.conversion_timeout_seconds)
+    return slowest + STORAGE_CALLS_PER_REQUEST * storage_call_seconds(api.storage_timeout_seconds)
+
+
+def graceful_stop_seconds(fetch: FetchSettings, api: ApiSettings, serving: ServingSettings) -> int:
+    """How long the server lets requests finish after SIGTERM: the longest one allowed."""
+    return math.ceil(longest_request_seconds(fetch, api, serving))
+
+
+def termination_grace_seconds(
+    drain_seconds: int, fetch: FetchSettings, api: ApiSettings, serving: ServingSettings
+) -> int:
+    """How long Kubernetes waits for a stopping pod: the drain before SIGTERM, the graceful
+    stop, and the margin after it."""
+    return drain_seconds + graceful_stop_seconds(fetch, api, serving) + STOP_MARGIN_SECONDS
 
 
 def conversion_budget(serving: ServingSettings, workers: int) -> int:

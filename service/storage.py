@@ -15,7 +15,7 @@ from minio.commonconfig import Tags
 from minio.error import MinioException, S3Error
 from urllib3.exceptions import HTTPError
 
-from service.settings import StorageSettings
+from service.settings import STORAGE_CONNECT_SECONDS, STORAGE_RETRIES, StorageSettings
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,14 @@ def close_response(response: Any) -> None:
 
 def _client(settings: StorageSettings, timeout_seconds: float, connections: int) -> Minio:
     http = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=min(2.0, timeout_seconds), read=timeout_seconds),
+        timeout=urllib3.Timeout(
+            connect=min(STORAGE_CONNECT_SECONDS, timeout_seconds), read=timeout_seconds
+        ),
         # One quick retry of a refused connection and of a 5xx answer (S3 asks clients to
         # retry InternalError, and every call here is idempotent: objects are named by their
         # bytes), none of a read: a stopped server must not multiply the time a request waits.
         retries=urllib3.Retry(
-            total=2,
+            total=STORAGE_RETRIES,
             connect=1,
             read=0,
             redirect=0,

@@ -154,7 +154,13 @@ def _pulumi(argv: list[str]) -> int:
     elif argv[:3] == ["stack", "output", "api_url"]:
         print(API_URL)
     elif argv[:2] == ["config", "get"]:
-        print(f"error: configuration key '{argv[-3]}' not found for stack 'dev'", file=sys.stderr)
+        # Keys the test sets (STANDIN_CONFIG, a JSON object by --path key), else not found.
+        key = argv[argv.index("--path") + 1] if "--path" in argv else argv[2]
+        values = json.loads(os.environ.get("STANDIN_CONFIG", "{}"))
+        if key in values:
+            print(values[key])
+            return 0
+        print(f"error: configuration key '{key}' not found for stack 'dev'", file=sys.stderr)
         return 1
     return 0
 

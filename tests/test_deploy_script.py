@@ -205,6 +205,7 @@ def test_steps_run_in_the_documented_order(tmp_path: Path) -> None:
         "minikube addons enable",
         "pulumi login --local",
         "pulumi stack select",
+        "pulumi config get",
         "minikube docker-env --shell",
         "docker version --format",
         "pulumi install",
@@ -213,6 +214,18 @@ def test_steps_run_in_the_documented_order(tmp_path: Path) -> None:
         "pulumi config get",
         "minikube ip",
     ]
+
+
+def test_autoscaling_on_the_stack_enables_metrics_server_and_says_so(tmp_path: Path) -> None:
+    quiet = _script(tmp_path)
+    assert not [c for c in quiet.of("minikube", "addons") if "metrics-server" in c["argv"]]
+    shutil.rmtree(tmp_path / "repo")
+    (tmp_path / "calls.jsonl").unlink()
+    run = _script(tmp_path, STANDIN_CONFIG=json.dumps({"api.autoscaling.enabled": "true"}))
+    assert run.done.returncode == 0, run.done.stderr
+    (enable,) = [c for c in run.of("minikube", "addons") if "metrics-server" in c["argv"]]
+    assert enable["argv"] == ["addons", "enable", "metrics-server"]
+    assert "api.autoscaling is on: enabling minikube's metrics-server addon" in run.done.stdout
 
 
 def test_a_stopped_minikube_is_started_with_the_ingress_addon(tmp_path: Path) -> None:

@@ -1,13 +1,15 @@
-"""The stack config's model base: camelCase keys, strict values, and one-line errors."""
+"""The stack config's model base (camelCase keys, strict values, one-line errors), and the
+requests and limits every workload's group takes."""
 
 import copy
-from typing import Any
+from typing import Any, Self
 
 import pulumi
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from service.fields import KindChecked, dotted, problem
+from infra.kinds import Quantity, parse_quantity
+from service.fields import KindChecked, dotted, problem, refuse
 from service.settings import EnvSettings, env_name
 
 PROJECT = "kube-image-processing"
@@ -45,11 +47,17 @@ class StackModel(KindChecked):
             key = str(info.alias)
             if info.default is None and values.get(key) == {}:
                 del values[key]  # an empty object for an optional one: unset as well
-            elif isinstance(info.default, BaseModel) and isinstance(values.get(key), dict):
+            elif _partial(info.default) and isinstance(values.get(key), dict):
                 values[key] = _merged(
                     info.default.model_dump(by_alias=True, exclude_none=True), values[key]
                 )
         return values
+
+
+def _partial(default: Any) -> bool:
+    """A model default that a partial object must merge with: one with fields of no default."""
+    fields = type(default).model_fields.values() if isinstance(default, BaseModel) else ()
+    return any(info.is_required() for info in fields)
 
 
 def _merged(base: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
@@ -67,3 +75,31 @@ def config_error(model: type[BaseModel], error: ValidationError, raw: Any) -> Co
     """One line: the key path, then what is wrong (with the closest known key for a typo)."""
     loc, what = problem(model, error, raw)
     return ConfigError(f"{dotted(loc)}: {what}")
+
+
+class Quantities(StackModel):
+    """An amount of CPU and of memory."""
+
+    cpu: Quantity = Field(description="CPU, such as 250m or 2")
+    memory: Quantity = Field(description="memory, such as 256Mi or 1Gi")
+
+
+class Resources(StackModel):
+    """A container's requests (what the scheduler reserves) and limits (its hard ceiling)."""
+
+    requests: Quantities = Field(description="what the scheduler reserves")
+    limits: Quantities = Field(description="the hard ceiling; memory over it kills the pod")
+
+    @classmethod
+    def of(cls, cpu: str, memory: str, cpu_limit: str, memory_limit: str) -> Self:
+        """Requests, then limits: a component's defaults."""
+        limits = Quantities(cpu=cpu_limit, memory=memory_limit)
+        return cls(requests=Quantities(cpu=cpu, memory=memory), limits=limits)
+
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> Self:
+        for kind in ("cpu", "memory"):
+            request, limit = getattr(self.requests, kind), getattr(self.limits, kind)
+            if parse_quantity(limit) < parse_quantity(request):
+                raise refuse(f"{limit} is below requests.{kind} ({request})", f"limits.{kind}")
+        return self

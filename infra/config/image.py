@@ -1,20 +1,12 @@
 """`image`: how the application image is built, tagged, pushed and pulled."""
 
-from typing import Annotated, Literal, Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
 from infra.config.base import PROJECT, StackModel
-from infra.kinds import RepositoryPath
-from service.fields import Flag, Text, matching, refuse
-
-Registry = Annotated[
-    Text,
-    matching(
-        r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._/-][a-z0-9]+)*)?",
-        "must be a registry host[:port], optionally with a path, such as ghcr.io/org",
-    ),
-]
+from infra.kinds import Registry, RepositoryPath
+from service.fields import Flag, Text, refuse
 
 
 class ImageConfig(StackModel):

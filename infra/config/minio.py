@@ -4,22 +4,15 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from infra.config.base import StackModel, mirror
-from infra.config.resources import Resources
+from infra.config.base import Resources, StackModel, mirror
 from infra.kinds import Cidr, ObjectName, PinnedImage, Quantity, Replicas, parse_quantity
 from service.fields import Flag, refuse
 from service.settings import MinioServerSettings
 
 # MinIO's last community image, frozen (no security fixes), pinned to its multi-arch index
 # digest as public pins of this tag record it; SILO_IMAGE is the maintained drop-in.
-DEFAULT_MINIO_IMAGE = (
-    "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
-    "@sha256:14cea493d9a34af32f524e538b8346cf79f3321eff8e708c1e2960462bd8936e"
-)
-SILO_IMAGE = (
-    "docker.io/pgsty/silo:RELEASE.2026-09-16T00-00-00Z"
-    "@sha256:635197cb9f36d01bee221d34d1c7d7960f6a95c48b0b6c01d99cd13bdae51a46"
-)
+DEFAULT_MINIO_IMAGE = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z@sha256:14cea493d9a34af32f524e538b8346cf79f3321eff8e708c1e2960462bd8936e"
+SILO_IMAGE = "docker.io/pgsty/silo:RELEASE.2026-09-16T00-00-00Z@sha256:635197cb9f36d01bee221d34d1c7d7960f6a95c48b0b6c01d99cd13bdae51a46"
 MAX_ERASURE_SET = 16
 
 

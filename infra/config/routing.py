@@ -13,7 +13,7 @@ class GatewayConfig(StackModel):
     """The existing Gateway the HTTPRoutes attach to; the cluster's operator owns it."""
 
     name: ObjectName | None = Field(None, description="the Gateway (required)")
-    namespace: DnsLabel | None = Field(None, description="its namespace; unset: the stack's")
+    namespace: DnsLabel | None = Field(None, description="its namespace; unset: the stack's own")
     section_name: ObjectName | None = Field(None, description="one of its listeners")
     https: Flag = Field(False, description="the listener terminates TLS: URLs are https")
     proxy_pod_labels: Labels = Field({}, description="its proxy pods, for MinIO's policy")

@@ -5,8 +5,7 @@ from typing import Annotated, Literal, Self
 
 from pydantic import Field, model_validator
 
-from infra.config.base import StackModel, mirror
-from infra.config.resources import Resources
+from infra.config.base import Resources, StackModel, mirror
 from infra.cron import Schedule, TimeZone
 from infra.kinds import Hostname, Quantity
 from service.fields import Flag, Integer, Text, matching, refuse
@@ -62,8 +61,3 @@ class SitemapsConfig(StackModel):
                 f"must be http(s)://{self.host}/sitemaps (sitemaps.host serves them)", "baseUrl"
             )
         return self
-
-    @property
-    def index_url(self) -> str:
-        """The public URL of the sitemap index."""
-        return f"{self.base_url}/sitemap.xml"

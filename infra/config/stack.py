@@ -61,16 +61,12 @@ class StackConfig(StackModel):
     def _across_groups(self, info: ValidationInfo) -> Self:
         for key, what in _broken(self, set((info.context or {}).get("secrets", ()))):
             raise refuse(what, key)
-        sitemaps, scheme, gateway = self.sitemaps, self.scheme, self.routing.gateway
+        sitemaps, scheme = self.sitemaps, self.scheme
         api_url = f"{scheme}://{self.api.host}" if self.api.host else ""
         base_url = sitemaps.base_url or f"{scheme}://{sitemaps.host}/sitemaps"
         site_url = (sitemaps.site_url or api_url).rstrip("/") or None
         urls = {"base_url": base_url.rstrip("/"), "site_url": site_url}
-        update: dict[str, Any] = {"sitemaps": sitemaps.model_copy(update=urls)}
-        if gateway is not None and gateway.namespace is None:
-            gateway = gateway.model_copy(update={"namespace": self.namespace})
-            update["routing"] = self.routing.model_copy(update={"gateway": gateway})
-        return self.model_copy(update=update)
+        return self.model_copy(update={"sitemaps": sitemaps.model_copy(update=urls)})
 
 
 def _broken(config: StackConfig, secrets: set[str]) -> Iterator[tuple[str, str]]:
@@ -82,10 +78,8 @@ def _broken(config: StackConfig, secrets: set[str]) -> Iterator[tuple[str, str]]
         yield "namespace", "is in every cluster: choose another, or set namespaceExists=true"
     if config.ingress.tls is not None and (api.host is None or gateway is not None):
         yield "ingress.tls", "needs api.host, and routing.kind=ingress (not a Gateway's TLS)"
-    if image.username and "registryPassword" not in secrets:
-        yield "image.username", f"needs its token: {SET_SECRET} registryPassword <token>"
-    if "registryPassword" in secrets and not image.username:
-        yield "registryPassword", "is only read with image.registry and image.username"
+    if ("registryPassword" in secrets) != bool(image.username):
+        yield "image.username", f"and its token go together: {SET_SECRET} registryPassword <token>"
     if maps.source == "sql" and "sitemapDatabaseUrl" not in secrets:
         yield "sitemaps.source", f"sql needs {SET_SECRET} sitemapDatabaseUrl <url>"
     if maps.enabled and maps.source == "bucket" and not (maps.site_url or api.host):

@@ -142,6 +142,21 @@ VARIANTS = {
             "sitemaps": {"enabled": False},
         },
     ),
+    # The API scaled by an autoscaler on dev; prod after the autoscaler moved the count to 9.
+    "api-autoscaled": Variant(
+        "dev",
+        overrides={
+            "api": {
+                **{k: v for k, v in dev_with("api").items() if k != "replicas"},
+                "autoscaling": {"enabled": True, "minReplicas": 1, "maxReplicas": 3},
+                "drainSeconds": 12,
+            }
+        },
+    ),
+    "api-one-replica": Variant("dev", overrides={"api": dev_with("api", replicas=1)}),
+    "prod-second-up": Variant(
+        "prod", secrets=PROD_SECRETS, previous={"image-api": {"spec": {"replicas": 9}}}
+    ),
     "gateway-external-tls-refused": Variant(
         "gateway",
         secrets=GATEWAY_SECRETS,

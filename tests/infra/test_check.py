@@ -54,7 +54,7 @@ def test_the_dev_stack_file_is_fine(tmp_path: Path) -> None:
     done = check(tmp_path, DEV, "dev")
     assert done.returncode == 0, done.stdout
     assert done.stdout.splitlines() == [
-        "Pulumi.dev.yaml: ok: 22 resources, as pulumi preview would plan them"
+        "Pulumi.dev.yaml: ok: 23 resources, as pulumi preview would plan them"
     ]
 
 
@@ -208,8 +208,8 @@ def test_encrypted_secrets_count_as_set(tmp_path: Path) -> None:
     prod = (ROOT / "Pulumi.prod.yaml").read_text()
     done = check(tmp_path, prod, "prod")
     assert done.stdout.splitlines() == [
-        "Pulumi.prod.yaml: image.username: needs its token: pulumi config set --secret "
-        "registryPassword <token>"
+        "Pulumi.prod.yaml: image.username: and its token go together: pulumi config set "
+        "--secret registryPassword <token>"
     ]
     with_token = prod.replace(
         "config:\n", "config:\n  kube-image-processing:registryPassword:\n    secure: v1:AAAA\n", 1

@@ -14,6 +14,7 @@ from stack_variants import SECTIONS
 from test_config import parse
 
 from infra.config import ConfigError
+from infra.sitemaps import index_url
 
 SSL_REDIRECT = "nginx.ingress.kubernetes.io/ssl-redirect"
 CLUSTER_ISSUER = "cert-manager.io/cluster-issuer"
@@ -220,4 +221,4 @@ def test_tls_turns_the_default_urls_https() -> None:
     assert config.scheme == "https"
     assert config.sitemaps.base_url == "https://sitemaps.kube-image-processing.test/sitemaps"
     assert config.sitemaps.site_url == "https://images.kube-image-processing.test"
-    assert config.sitemaps.index_url.startswith("https://")
+    assert index_url(config.sitemaps).startswith("https://")

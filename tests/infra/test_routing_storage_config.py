@@ -44,11 +44,8 @@ def test_gateway_defaults_to_the_stack_namespace_and_no_listener() -> None:
     )
     gateway = config.routing.gateway
     assert gateway is not None
-    assert (gateway.name, gateway.namespace, gateway.section_name) == (
-        "shared",
-        "kube-image-processing",
-        None,
-    )
+    # Unset, the routes' parentRefs name no namespace: the Gateway API reads the route's own.
+    assert (gateway.name, gateway.namespace, gateway.section_name) == ("shared", None, None)
     assert config.scheme == "https"
     assert config.sitemaps.base_url == "https://sitemaps.kube-image-processing.test/sitemaps"
     assert config.sitemaps.site_url == "https://images.kube-image-processing.test"
