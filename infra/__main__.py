@@ -44,9 +44,12 @@ def load_config() -> StackConfig:
 
 def _decoded(text: str) -> Any:
     try:
-        return json.loads(text)
-    except ValueError:  # not JSON, or a number of more digits than Python reads
-        return text  # refused by the model: "must be an object", with the text shown
+        # A number of more digits than Python reads stays text, for the model to refuse by key.
+        return json.loads(
+            text, parse_int=lambda digits: int(digits) if len(digits) < 4000 else digits
+        )
+    except ValueError:
+        return text  # not JSON: refused by the model, "must be an object", with the text shown
 
 
 config = load_config()

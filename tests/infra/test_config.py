@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
-from stack_render import Rendered, stack_config
+from stack_render import ROOT, Rendered, stack_config
 
 from infra.config import ConfigError, parse_stack_config
 from infra.cron import CronError, validate_schedule
@@ -399,3 +403,43 @@ def test_program_runs_on_defaults_alone(variant) -> None:
     result = variant("no-stack-file")
     statefulset = result.one("StatefulSet", "minio")
     assert statefulset["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{"replicas": ' + "9" * 5000 + "}",
+            "api.replicas: must be an integer from 1 to 2147483647",
+        ),
+        (
+            '{"replicas": "3\\n"}',
+            'api.replicas: must be an integer from 1 to 2147483647, got "3\\n"',
+        ),
+        ('{"replicas": "١٢"}', 'api.replicas: must be an integer from 1 to 2147483647, got "١٢"'),
+        ('{"replicas": true}', "api.replicas: must be an integer from 1 to 2147483647, got true"),
+        ("{not json", 'api: must be an object of keys and values, got "{not json"'),
+    ],
+)
+def test_hostile_values_from_the_engine_are_one_line(text: str, message: str) -> None:
+    """As the Pulumi engine passes an object key: its JSON text, read by the program itself."""
+    probe = (
+        "import json, sys; from infra.offline import run_program, stack_config_values; "
+        "from stack_render import stack_config; "
+        "config = stack_config_values(stack_config('dev')); "
+        "config['kube-image-processing:api'] = sys.argv[1]; "
+        "print(json.dumps(run_program('dev', config)['error']))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, text],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests' / 'infra'}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    error = json.loads(done.stdout.splitlines()[-1])
+    assert error["type"] == "ConfigError", done.stdout + done.stderr
+    assert error["message"].startswith(message), error["message"]
+    assert "\n" not in error["message"]
