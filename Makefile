@@ -3,7 +3,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: deploy test run lint format sync fuzz faults load bench xsd gateway-api
+.PHONY: deploy test run lint format sync sync-run fuzz faults load bench xsd gateway-api
 
 # The prerequisites are checked before anything is installed.
 deploy:
@@ -17,12 +17,13 @@ test: sync xsd gateway-api
 
 # Without a cluster: the API, an in-memory S3 server and sample images on 127.0.0.1, until Ctrl-C.
 # ARGS='--sitemaps' also converts the samples and writes their sitemaps; ARGS='--port 8090'.
-run: sync
+run: sync-run
 	.venv/bin/python scripts/run_local.py $(ARGS)
 
 lint: sync
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 format: sync
 	.venv/bin/ruff format .
@@ -45,9 +46,15 @@ bench: sync
 	.venv/bin/python bench/serving.py
 	.venv/bin/python bench/sitemaps.py
 
-# Creates .venv and installs exactly what uv.lock pins (runtime, infra and dev groups).
+# Creates .venv and installs exactly what uv.lock pins: the runtime and every group (run,
+# test, lint, infra).
 sync: $(UV)
 	$(UV) sync --frozen
+
+# Only what `make run` needs: the runtime and the run group (moto's S3 server). --inexact
+# keeps whatever else an earlier `make sync` installed, so `make test` has nothing to redo.
+sync-run: $(UV)
+	$(UV) sync --frozen --inexact --no-default-groups --group run
 
 # The sitemaps.org schema the sitemap tests validate against, from npm (skipped without npm).
 xsd:
