@@ -11,9 +11,11 @@ deploy:
 	$(MAKE) --no-print-directory sync
 	scripts/deploy.sh
 
+# On every core (pytest-xdist): most tests wait on servers they started. Which tests share a
+# worker is decided in tests/conftest.py.
 test: sync xsd gateway-api
 	scripts/check-system.sh
-	.venv/bin/pytest
+	.venv/bin/pytest --numprocesses auto --dist loadscope
 
 # Without a cluster: the API, an in-memory S3 server and sample images on 127.0.0.1, until Ctrl-C.
 # ARGS='--sitemaps' also converts the samples and writes their sitemaps; ARGS='--port 8090'.

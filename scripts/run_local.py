@@ -396,7 +396,8 @@ def serve(args: argparse.Namespace) -> int:
         raise RunError(f"--port and --origin-port must differ, both are {args.port}")
     check_port("--port", args.port, 8090)
     check_port("--origin-port", args.origin_port, 8091)
-    work = ROOT / "build" / "run"
+    # One directory per API port: a second run on other ports leaves the first one's alone.
+    work = ROOT / "build" / "run" / str(args.port)
     shutil.rmtree(work, ignore_errors=True)
     (work / "origin").mkdir(parents=True)
     children = Children(work)
