@@ -3,7 +3,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: deploy test run lint format sync sync-run fuzz faults load bench xsd gateway-api
+.PHONY: deploy test run lint format sync sync-run fuzz faults load bench xsd gateway-api clean
 
 # The prerequisites are checked before anything is installed.
 deploy:
@@ -57,6 +57,14 @@ sync: $(UV)
 # keeps whatever else an earlier `make sync` installed, so `make test` has nothing to redo.
 sync-run: $(UV)
 	$(UV) sync --frozen --inexact --no-default-groups --group run
+
+# What the tests and make run leave behind: in the checkout, build/ and the tools' caches; in
+# the machine's container storage, the container test's images and containers (found by their
+# label, see tests/container/clean.py). Not .venv or .tools, which make would only install again.
+clean:
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	find . \( -path ./.venv -o -path ./.tools -o -path ./.git \) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+	python3 -m tests.container.clean
 
 # The sitemaps.org schema the sitemap tests validate against, from npm (skipped without npm).
 xsd:
