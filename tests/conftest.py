@@ -107,6 +107,16 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         def _split_scope(self, nodeid: str) -> str:
             return group_of(nodeid)
 
+        def _assign_work_unit(self, node: Any) -> None:
+            """As xdist's, but every test of the unit: schemathesis gives the operations of
+            one test the same node id under pytest 9, and xdist would run only the first."""
+            scope, work_unit = self.workqueue.popitem(last=False)
+            self.assigned_work.setdefault(node, {})[scope] = work_unit
+            collection = self.registered_collections[node]
+            node.send_runtest_some(
+                [index for index, nodeid in enumerate(collection) if work_unit.get(nodeid) is False]
+            )
+
     config.option.loadscopereorder = False
     return ByGroup(config, log)
 
