@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.servers import free_port
+from tests.servers import alive, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "Running; Ctrl-C to stop."
@@ -70,14 +70,6 @@ def _descendants(root: int) -> set[int]:
         frontier = {pid for pid, parent in parents.items() if parent in frontier} - found
         found |= frontier
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def _get(url: str) -> tuple[int, bytes]:
@@ -174,9 +166,9 @@ def test_make_run_answers_what_it_prints_and_stops_cleanly(
         make.send_signal(sig)
     make.wait(timeout=60)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(map(_alive, started)):
+    while time.monotonic() < deadline and any(map(alive, started)):
         time.sleep(0.2)
-    assert not [pid for pid in started if _alive(pid)], f"left running after {how}"
+    assert not [pid for pid in started if alive(pid)], f"left running after {how}"
 
 
 def _run_local(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -253,9 +245,9 @@ def test_make_run_starts_again_at_once_after_ctrl_c_and_after_sigkill() -> None:
         os.kill(_script_of(make), signal.SIGKILL)
         make.wait(timeout=60)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and any(map(_alive, started)):
+        while time.monotonic() < deadline and any(map(alive, started)):
             time.sleep(0.1)
-        assert not [pid for pid in started if _alive(pid)], "left running after SIGKILL"
+        assert not [pid for pid in started if alive(pid)], "left running after SIGKILL"
     with make_run(args) as (make, output):
         assert _get(_printed(output, "API").rstrip("/") + "/readyz")[0] == 200
         os.killpg(make.pid, signal.SIGINT)

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from service.listeners import listening_sockets
-from tests.servers import free_port
+from tests.servers import alive, free_port
 from tests.service.serving_support import Served, clean_env, served
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -98,14 +98,6 @@ def test_make_run_on_the_address_is_refused_with_one_line(first: Served) -> None
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_the_workers_go_with_a_killed_master(s3_server: Any, tmp_path: Path) -> None:
     """Killed outright, the master cannot stop its workers: the kernel does (PR_SET_PDEATHSIG)."""
     with served({**s3_server.env(), "WEB_CONCURRENCY": "2"}, tmp_path) as running:
@@ -115,8 +107,8 @@ def test_the_workers_go_with_a_killed_master(s3_server: Any, tmp_path: Path) -> 
         running.process.wait(timeout=10)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and (
-            any(map(_alive, workers)) or listening_sockets("127.0.0.1", running.port)
+            any(map(alive, workers)) or listening_sockets("127.0.0.1", running.port)
         ):
             time.sleep(0.05)
-        assert not [pid for pid in workers if _alive(pid)]
+        assert not [pid for pid in workers if alive(pid)]
         assert not listening_sockets("127.0.0.1", running.port)
