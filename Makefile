@@ -3,7 +3,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: deploy test run check reference lint format sync fuzz faults load bench xsd gateway-api
+.PHONY: deploy test run check reference lint format sync sync-run sync-infra fuzz faults load bench xsd gateway-api clean
 
 # The prerequisites are checked before anything is installed.
 deploy:
@@ -11,27 +11,30 @@ deploy:
 	$(MAKE) --no-print-directory sync
 	scripts/deploy.sh
 
+# On every core (pytest-xdist): most tests wait on servers they started. Which tests share a
+# worker is decided in tests/conftest.py.
 test: sync xsd gateway-api
 	scripts/check-system.sh
-	.venv/bin/pytest
+	.venv/bin/pytest --numprocesses auto --dist loadscope
 
 # Without a cluster: the API, an in-memory S3 server and sample images on 127.0.0.1, until Ctrl-C.
 # ARGS='--sitemaps' also converts the samples and writes their sitemaps; ARGS='--port 8090'.
-run: sync
+run: sync-run
 	.venv/bin/python scripts/run_local.py $(ARGS)
 
 # Checks a stack file as `pulumi up` would read it, without a cluster (STACK=prod for another).
 STACK ?= dev
-check: sync
+check: sync-infra
 	.venv/bin/python -m infra.check Pulumi.$(STACK).yaml
 
 # Writes what the typed config generates: schema/, Pulumi.yaml's config keys, docs/configuration.md.
-reference: sync
+reference: sync-infra
 	.venv/bin/python -m infra.reference
 
 lint: sync
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/mypy
 
 format: sync
 	.venv/bin/ruff format .
@@ -54,9 +57,27 @@ bench: sync
 	.venv/bin/python bench/serving.py
 	.venv/bin/python bench/sitemaps.py
 
-# Creates .venv and installs exactly what uv.lock pins (runtime, infra and dev groups).
+# Creates .venv and installs exactly what uv.lock pins: the runtime and every group (run,
+# test, lint, infra).
 sync: $(UV)
 	$(UV) sync --frozen
+
+# Only what `make run` needs: the runtime and the run group (moto's S3 server). --inexact
+# keeps whatever else an earlier `make sync` installed, so `make test` has nothing to redo.
+sync-run: $(UV)
+	$(UV) sync --frozen --inexact --no-default-groups --group run
+
+# Only what the Pulumi program needs, for make check and make reference (--inexact as above).
+sync-infra: $(UV)
+	$(UV) sync --frozen --inexact --no-default-groups --group infra
+
+# What the tests and make run leave behind: in the checkout, build/ and the tools' caches; in
+# the machine's container storage, the container test's images and containers (found by their
+# label, see tests/container/clean.py). Not .venv or .tools, which make would only install again.
+clean:
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	find . \( -path ./.venv -o -path ./.tools -o -path ./.git \) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+	python3 -m tests.container.clean
 
 # The sitemaps.org schema the sitemap tests validate against, from npm (skipped without npm).
 xsd:

@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
 """`make run`: the image API on 127.0.0.1 with all it needs, and no cluster, Docker or account.
 
-Starts, each on loopback only:
+Starts, each on loopback only and each a child process:
   - moto's S3 server (the one the tests use) standing in for MinIO; it keeps every object in
     memory and loses them when it stops, so it is for trying things out, not for data;
-  - a local origin serving a few sample images made here, so a first upload works offline;
+  - a local origin (Python's http.server) serving a few sample images made here, so a first
+    upload works offline;
   - the API as the container runs it: `python -m service.serve` with its production settings.
 Then it prints the URLs and curl lines to try, and runs until Ctrl-C (SIGINT) or SIGTERM, which
 stop everything it started. `--sitemaps` also uploads and converts the samples and writes the
-sitemaps of what was converted, served by the origin.
+sitemaps of what was converted, served by the origin and named in the API's /robots.txt.
+
+Nothing outlives it: killed outright (SIGKILL), its children get SIGKILL from the kernel
+(PR_SET_PDEATHSIG), and the API's workers get it when their master dies. A port held only by
+connections of an earlier run, waiting out TIME_WAIT, does not count as in use.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import hashlib
 import io
 import json
@@ -27,12 +31,10 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
 from urllib.error import URLError
@@ -44,6 +46,9 @@ sys.path.insert(0, str(ROOT))
 from PIL import Image, ImageDraw  # noqa: E402
 
 from service.imaging import greyscale  # noqa: E402
+from service.listeners import who_listens  # noqa: E402
+from service.parent_death import die_with_parent  # noqa: E402
+from service.sitemaps.writer import INDEX_NAME  # noqa: E402
 
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"
@@ -51,28 +56,32 @@ ACCESS_KEY = "local-access-key"
 SECRET_KEY = "local-secret-key"  # noqa: S105 - moto accepts any key; loopback only
 START_SECONDS = 60.0
 STOP_SECONDS = 30.0
-PR_SET_PDEATHSIG = 1
+SITEMAPS_DIR = "sitemaps"  # under the origin's directory and URL
 
 
 class RunError(Exception):
     """Something that stops `make run` before it serves; the message says what to do."""
 
 
-def die_with_parent() -> None:
-    """Ask Linux to send SIGTERM here when the parent dies (`make` killed), so nothing lingers."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def check_port(option: str, port: int, other: int) -> None:
+    """Nothing listens on `port`; else the error names what does, where /proc tells.
 
-
-def port_free(port: int) -> bool:
+    SO_REUSEADDR, as the servers themselves bind: connections of an earlier run waiting out
+    TIME_WAIT do not hold the port.
+    """
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
-            return False
-        return True
+            pass
+        else:
+            return
+    holder = who_listens(HOST, port)
+    whom = f" by {holder}; stop it" if holder else "; stop what uses it"
+    raise RunError(
+        f"port {port} on {HOST} is in use{whom} or pick another: make run ARGS='{option} {other}'"
+    )
 
 
 def free_port() -> int:
@@ -116,34 +125,12 @@ def processed_name(data: bytes) -> str:
         return hashlib.sha256(greyscale(file, 64_000_000).data).hexdigest()
 
 
-class _QuietFiles(SimpleHTTPRequestHandler):
-    def log_message(self, *_args: object) -> None:
-        pass
-
-
-@dataclass
-class Origin:
-    """A static file server on a thread: the samples, and the sitemaps once written."""
-
-    directory: Path
-    server: ThreadingHTTPServer | None = None
-
-    def start(self, port: int) -> int:
-        handler = partial(_QuietFiles, directory=str(self.directory))
-        self.server = ThreadingHTTPServer((HOST, port), handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return int(self.server.server_address[1])
-
-    def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
-
-
 class Children:
-    """Child processes in sessions of their own, stopped in reverse order, never left behind."""
+    """Child processes in sessions of their own, stopped in reverse order, never left behind.
+
+    Each gets SIGKILL from the kernel if this process dies without stopping them. Setting that
+    up in the child (preexec_fn) is safe because this process never starts a thread.
+    """
 
     def __init__(self, logs: Path) -> None:
         self.logs = logs
@@ -164,7 +151,7 @@ class Children:
                 stderr=log,
                 # Ctrl-C reaches this process only, which then stops the children in order.
                 start_new_session=True,
-                preexec_fn=die_with_parent,
+                preexec_fn=partial(die_with_parent, os.getpid()),
             )
         self.running.append((name, child))
         return child
@@ -267,26 +254,37 @@ def api_env(s3_endpoint: str, metrics_dir: Path) -> dict[str, str]:
     }
 
 
-def start(children: Children, origin: Origin, work: Path, api_port: int, origin_port: int) -> Local:
-    # The children first: preexec_fn is only safe while this process has no other threads.
+def sitemap_index(origin: str) -> str:
+    """Where `--sitemaps` writes the index: under the origin, beside the samples."""
+    return f"{origin}/{SITEMAPS_DIR}/{INDEX_NAME}"
+
+
+def start(children: Children, work: Path, args: argparse.Namespace) -> Local:
     s3_port = free_port()
     moto = children.start(
         "s3", [str(BIN / "moto_server"), "-H", HOST, "-p", str(s3_port)], dict(os.environ)
     )
+    samples = sample_images()
+    directory = work / "origin"
+    for name, data in samples.items():
+        (directory / name).write_bytes(data)
+    origin_url = f"http://{HOST}:{args.origin_port}"
+    serve_files = [sys.executable, "-m", "http.server", "--bind", HOST, "--directory"]
+    origin = children.start(
+        "origin", [*serve_files, str(directory), str(args.origin_port)], dict(os.environ)
+    )
     metrics = work / "metrics"
     metrics.mkdir()
     s3_endpoint = f"{HOST}:{s3_port}"
+    env = api_env(s3_endpoint, metrics)
+    if args.sitemaps:
+        env["SITEMAP_INDEX_URL"] = sitemap_index(origin_url)  # for the API's /robots.txt
     api = children.start(
-        "api",
-        [sys.executable, "-m", "service.serve", "--bind", f"{HOST}:{api_port}"],
-        api_env(s3_endpoint, metrics),
+        "api", [sys.executable, "-m", "service.serve", "--bind", f"{HOST}:{args.port}"], env
     )
-    samples = sample_images()
-    for name, data in samples.items():
-        (origin.directory / name).write_bytes(data)
-    origin_url = f"http://{HOST}:{origin.start(origin_port)}"
     wait_until(lambda: listening(s3_port), "the S3 server (moto)", moto, children.log("s3"))
-    api_url = f"http://{HOST}:{api_port}"
+    wait_until(lambda: listening(args.origin_port), "the origin", origin, children.log("origin"))
+    api_url = f"http://{HOST}:{args.port}"
     wait_until(lambda: answers(f"{api_url}/readyz"), "the API", api, children.log("api"))
     return Local(api=api_url, s3_endpoint=s3_endpoint, origin=origin_url, samples=samples)
 
@@ -321,12 +319,12 @@ def banner(local: Local, work: Path) -> str:
     return "\n".join(lines)
 
 
-def write_sitemaps(local: Local, origin: Origin, work: Path) -> Path:
+def write_sitemaps(local: Local, work: Path) -> Path:
     """Upload and convert every sample through the API, then run the sitemap generator once."""
     for sample in local.samples:
         incoming = post_json(f"{local.api}/incoming", {"url": f"{local.origin}/{sample}"})
         post_json(f"{local.api}/processed", {"path": incoming})
-    out = origin.directory / "sitemaps"
+    out = work / "origin" / SITEMAPS_DIR
     env = api_env(local.s3_endpoint, work)
     command = [
         sys.executable,
@@ -336,14 +334,21 @@ def write_sitemaps(local: Local, origin: Origin, work: Path) -> Path:
         "--source",
         "bucket",
         "--base-url",
-        f"{local.origin}/sitemaps",
+        f"{local.origin}/{SITEMAPS_DIR}",
         "--site-url",
         local.api,
         "--out",
         str(out),
     ]
     done = subprocess.run(  # noqa: S603 - a fixed program, no shell
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+        command,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=partial(die_with_parent, os.getpid()),
     )
     if done.returncode != 0:
         raise RunError(f"the sitemap generator failed: {done.stderr.strip()}")
@@ -384,34 +389,29 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    for option, port, other in (
-        ("--port", args.port, 8090),
-        ("--origin-port", args.origin_port, 8091),
-    ):
+    for option, port in (("--port", args.port), ("--origin-port", args.origin_port)):
         if not 1 <= port <= 65535:
             raise RunError(f"{option} must be from 1 to 65535, got {port}")
-        if not port_free(port):
-            raise RunError(
-                f"port {port} on {HOST} is in use; stop what uses it or pick another: "
-                f"make run ARGS='{option} {other}'"
-            )
     if args.port == args.origin_port:
         raise RunError(f"--port and --origin-port must differ, both are {args.port}")
-    work = ROOT / "build" / "run"
+    check_port("--port", args.port, 8090)
+    check_port("--origin-port", args.origin_port, 8091)
+    # One directory per API port: a second run on other ports leaves the first one's alone.
+    work = ROOT / "build" / "run" / str(args.port)
     shutil.rmtree(work, ignore_errors=True)
     (work / "origin").mkdir(parents=True)
     children = Children(work)
-    origin = Origin(work / "origin")
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _raise_stop)
     try:
-        local = start(children, origin, work, args.port, args.origin_port)
+        local = start(children, work, args)
         print(banner(local, work), flush=True)
         if args.sitemaps:
-            out = write_sitemaps(local, origin, work)
+            out = write_sitemaps(local, work)
             files = sorted(path.name for path in out.iterdir())
             print(f"Sitemaps of the converted samples are in {out}: {', '.join(files)}")
-            print(f"  index        {local.origin}/sitemaps/sitemap.xml", flush=True)
+            print(f"  index        {sitemap_index(local.origin)}")
+            print(f"  robots.txt   {local.api}/robots.txt names it", flush=True)
         print("Running; Ctrl-C to stop.", flush=True)
         while (stopped := children.exited()) is None:
             time.sleep(0.5)
@@ -425,11 +425,11 @@ def serve(args: argparse.Namespace) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, signal.SIG_IGN)
         children.stop_all()
-        origin.stop()
 
 
 def main(argv: list[str]) -> int:
-    die_with_parent()
+    # `make` killed: SIGTERM, so that this process stops its children in order.
+    die_with_parent(os.getppid(), signal.SIGTERM)
     args = parse_args(argv)
     try:
         return serve(args)

@@ -4,9 +4,9 @@ Settings are checked here, in the master, before any worker starts: a bad one st
 process with one line that names it. A worker failing in the app factory instead would be
 restarted by gunicorn over and over.
 
-Serving: gevent workers (service.gunicorn_worker), one listening socket per worker
-(SO_REUSEPORT) so the kernel spreads connections over all of them, and the pod's budgets
-(service.admission) in shared memory made here, before the workers are forked.
+Serving: gevent workers (service.gunicorn_worker) accepting from one listening socket per
+address, which the master binds before any worker starts (see `listen_on`), and the pod's
+budgets (service.admission) in shared memory made here, before the workers are forked.
 
 Metrics: with more than one worker, each worker counts for itself, so prometheus_client's
 multiprocess mode is used. Set PROMETHEUS_MULTIPROC_DIR to an empty writable directory (an
@@ -24,8 +24,11 @@ import tempfile
 from typing import Any
 
 from gunicorn import glogging
+from gunicorn import sock as gunicorn_sock
 
 from service import admission
+from service.listeners import who_listens
+from service.parent_death import die_with_parent
 from service.settings import (
     ApiSettings,
     FetchSettings,
@@ -51,8 +54,6 @@ worker_connections = serving.max_connections
 # The gevent worker reads a request's headers, or waits for the next request of a kept-alive
 # connection, within this one deadline.
 keepalive = serving.header_timeout_seconds
-# Each worker listens on its own socket: the kernel spreads connections over all of them.
-reuse_port = True
 # Nobody's X-Forwarded-* or SCRIPT_NAME headers are trusted unless the operator names them.
 forwarded_allow_ips = serving.forwarded_allow_ips
 # The worker's heartbeat: a worker whose event loop stops this long is replaced.
@@ -107,45 +108,54 @@ if workers > 1 and not serving.prometheus_multiproc_dir:
     os.environ[METRICS_DIR] = tempfile.mkdtemp(prefix="prometheus-")
 
 
-# The master's hold on each TCP address it serves; see hold_addresses.
-_held: list[socket.socket] = []
+def listen_on(host: str, port: int, backlog: int) -> socket.socket:
+    """A socket listening on host:port, or one line naming what holds it and a clean exit.
 
-
-def hold_addresses(addresses: list[Any]) -> None:
-    """Bind each TCP address in the master, with SO_REUSEPORT, for as long as it runs.
-
-    With reuse_port gunicorn binds only in the workers. A worker that cannot bind exits, and
-    the master starts another forever: never ready, never stopped. Held here, a busy address
-    stops the start with one line instead. And no other socket (a client's ephemeral port
-    included) can take the address while a worker is being replaced.
-    The held sockets never listen, so the kernel gives connections only to the workers.
+    Without SO_REUSEPORT the address is this server's alone: the kernel refuses it to any
+    other socket, so a second server started on it, whoever starts it and however, stops
+    here instead of sharing the connections. SO_REUSEADDR only keeps the connections of an
+    earlier run, waiting out TIME_WAIT, from blocking a restart.
     """
-    for address in addresses:
-        if not isinstance(address, tuple):
-            continue  # a unix socket or an inherited fd: nothing to race for
-        host, port = address
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as error:
-            sock.close()
-            where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
-            print(
-                f"error: cannot listen on {where}: {error.strerror or error}; "
-                "stop what uses it or give another --bind",
-                file=sys.stderr,
-                flush=True,
-            )
-            raise SystemExit(1) from None
-        _held.append(sock)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as error:
+        sock.close()
+        where = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        holder = who_listens(host, port)
+        print(
+            f"error: cannot listen on {where}: {error.strerror or error}"
+            + (f" by {holder}; stop it" if holder else "; stop what uses it")
+            + " or give another --bind",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise SystemExit(1) from None
+    return sock
+
+
+def take_addresses(server: Any) -> None:
+    """Listen on every TCP address in the master, before any worker, and hand them to gunicorn.
+
+    gunicorn binding them itself would retry a busy address for 5 seconds with a log line
+    each time. A unix socket or an inherited file descriptor (systemd, a master being
+    replaced) is left to gunicorn.
+    """
+    addresses = server.cfg.address
+    inherited = os.environ.get("GUNICORN_FD") or os.environ.get("LISTEN_FDS")
+    if inherited or not addresses or not all(isinstance(a, tuple) for a in addresses):
+        return
+    listening = [listen_on(host, port, server.cfg.backlog) for host, port in addresses]
+    fds = [sock.detach() for sock in listening]
+    server.LISTENERS = gunicorn_sock.create_sockets(server.cfg, server.log, fds)
 
 
 def on_starting(server: Any) -> None:
-    """Hold the addresses; start from empty metric files, so no earlier run's counts leak in."""
-    hold_addresses(server.cfg.address)
+    """Listen on the addresses; start from empty metric files, so no earlier run's counts leak in."""
+    take_addresses(server)
     directory = os.environ.get(METRICS_DIR)
     if directory and os.path.isdir(directory):
         for entry in os.listdir(directory):
@@ -154,6 +164,11 @@ def on_starting(server: Any) -> None:
                 shutil.rmtree(path)
             else:
                 os.remove(path)
+
+
+def post_fork(server: Any, _worker: object) -> None:
+    """A worker dies with its master: none is left serving the address unsupervised."""
+    die_with_parent(server.pid)
 
 
 def child_exit(_server: object, worker: Any) -> None:

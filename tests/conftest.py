@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,13 +60,65 @@ class S3Server:
         self.process.send_signal(signal.SIGCONT)
 
     def env(self) -> dict[str, str]:
-        """The API's storage settings (MINIO_*) that point at this server."""
+        """The storage settings that point the API and the sitemap job at this server."""
         return {
             "MINIO_ENDPOINT": self.endpoint,
             "MINIO_ACCESS_KEY": self.access_key,
             "MINIO_SECRET_KEY": self.secret_key,
             "MINIO_SECURE": "false",
         }
+
+
+# `make test` runs the tests on every core with pytest-xdist (`-n auto --dist loadscope`).
+# Each group below runs whole in one worker: a directory whose tests share session fixtures
+# or names outside their temporary directories, else one module (its module fixtures).
+SHARED_DIRECTORIES = {
+    "container": "one image build, fixed image and container names",
+    "infra": "every stack variant rendered once",
+}
+# The groups that take longest (`pytest --durations`), started first so that none of them is
+# the last to start: mypy over everything, the container image, the fault drills.
+LONGEST = ("tests/test_repository.py", "container", "tests/service/test_faults.py", "infra")
+
+
+def group_of(nodeid: str) -> str:
+    """The group of tests that runs in one worker with the test `nodeid`."""
+    module = nodeid.split("::", 1)[0]
+    parts = module.split("/")
+    return parts[1] if len(parts) > 2 and parts[1] in SHARED_DIRECTORIES else module
+
+
+def _start_rank(item: pytest.Item) -> int:
+    group = group_of(item.nodeid)
+    return LONGEST.index(group) if group in LONGEST else len(LONGEST)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=_start_rank)  # stable: the order within and after them stays
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`--dist loadscope` by group_of, in collection order (longest first)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByGroup(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            """As xdist's, but every test of the unit: schemathesis gives the operations of
+            one test the same node id under pytest 9, and xdist would run only the first."""
+            scope, work_unit = self.workqueue.popitem(last=False)
+            self.assigned_work.setdefault(node, {})[scope] = work_unit
+            collection = self.registered_collections[node]
+            node.send_runtest_some(
+                [index for index, nodeid in enumerate(collection) if work_unit.get(nodeid) is False]
+            )
+
+    config.option.loadscopereorder = False
+    return ByGroup(config, log)
 
 
 @pytest.fixture(scope="session")

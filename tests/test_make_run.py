@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -16,12 +17,13 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from tests.servers import free_port
+from tests.servers import alive, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "Running; Ctrl-C to stop."
@@ -70,29 +72,16 @@ def _descendants(root: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _get(url: str) -> tuple[int, bytes]:
     with urllib.request.urlopen(url, timeout=30) as response:
         return response.status, response.read()
 
 
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """`make run` with the sitemaps flag on a free port, in a session of its own like a terminal's."""
+@contextmanager
+def make_run(args: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """`make run ARGS=<args>` in a session of its own like a terminal's, once it is ready."""
     make = subprocess.Popen(
-        [
-            "make",
-            "--no-print-directory",
-            "run",
-            f"ARGS=--port {free_port()} --origin-port {free_port()} --sitemaps",
-        ],
+        ["make", "--no-print-directory", "run", f"ARGS={args}"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -108,6 +97,13 @@ def running(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], list[str]]]
         if make.poll() is None:
             os.killpg(make.pid, signal.SIGKILL)
         make.wait(timeout=30)
+
+
+@pytest.fixture
+def running() -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
+    """`make run` with the sitemaps flag on free ports."""
+    with make_run(f"--port {free_port()} --origin-port {free_port()} --sitemaps") as started:
+        yield started
 
 
 def _printed(output: list[str], label: str) -> str:
@@ -140,6 +136,8 @@ def _check_printed_urls(output: list[str], tmp_path: Path) -> None:
     index_url = _printed(output, "index")
     status, index = _get(index_url)
     assert status == 200
+    robots = _get(f"{api}/robots.txt")[1].decode().splitlines()
+    assert f"Sitemap: {index_url}" in robots
     [sitemap_url] = re.findall(r"<loc>([^<]+)</loc>", index.decode())
     urls = re.findall(r"<loc>([^<]+)</loc>", gzip.decompress(_get(sitemap_url)[1]).decode())
     assert len(urls) == 4  # one per converted sample, nothing else
@@ -168,9 +166,9 @@ def test_make_run_answers_what_it_prints_and_stops_cleanly(
         make.send_signal(sig)
     make.wait(timeout=60)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(map(_alive, started)):
+    while time.monotonic() < deadline and any(map(alive, started)):
         time.sleep(0.2)
-    assert not [pid for pid in started if _alive(pid)], f"left running after {how}"
+    assert not [pid for pid in started if alive(pid)], f"left running after {how}"
 
 
 def _run_local(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -186,26 +184,84 @@ def _run_local(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_busy_port_is_one_line_and_nothing_starts() -> None:
+def test_a_busy_port_is_one_line_naming_what_listens_and_nothing_starts() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         done = _run_local("--port", str(port))
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines() == [
-        f"make run: error: port {port} on 127.0.0.1 is in use; stop what uses it or pick "
-        "another: make run ARGS='--port 8090'"
-    ]
+    [line] = done.stderr.splitlines()
+    # This test's own process listens there.
+    assert line.startswith(
+        f"make run: error: port {port} on 127.0.0.1 is in use by pid {os.getpid()} ("
+    ), line
+    assert line.endswith("); stop it or pick another: make run ARGS='--port 8090'")
+    assert not (ROOT / "build" / "run" / str(port)).exists()
+
+
+def _time_waits(port: int) -> int:
+    """Connections on `port` of 127.0.0.1 waiting out TIME_WAIT (state 06 in /proc/net/tcp)."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(
+        1
+        for row in rows
+        if row.split()[3] == "06" and int(row.split()[1].split(":")[1], 16) == port
+    )
+
+
+def _closed_by_the_server(port: int) -> None:
+    """One HTTP/1.0 GET that the server closes first, read to its end before closing here:
+    the connection's TIME_WAIT then stays on the server's port."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(b"GET /photo.jpg HTTP/1.0\r\n\r\n")
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.0 200 "), answer[:100]
+
+
+def _script_of(make: subprocess.Popen[str]) -> int:
+    """The pid of scripts/run_local.py under `make run`."""
+    for pid in _descendants(make.pid):
+        with contextlib.suppress(OSError):
+            if b"scripts/run_local.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return pid
+    raise AssertionError("no scripts/run_local.py under make run")
+
+
+def test_make_run_starts_again_at_once_after_ctrl_c_and_after_sigkill() -> None:
+    """The same ports at once: after Ctrl-C with connections in TIME_WAIT on the origin's
+    port, and after SIGKILL of the script, which cannot stop its children itself."""
+    api, origin = free_port(), free_port()
+    args = f"--port {api} --origin-port {origin}"
+    with make_run(args) as (make, _output):
+        _closed_by_the_server(origin)
+        os.killpg(make.pid, signal.SIGINT)
+        make.wait(timeout=60)
+    assert _time_waits(origin) > 0
+    with make_run(args) as (make, _output):
+        started = _descendants(make.pid)
+        os.kill(_script_of(make), signal.SIGKILL)
+        make.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(map(alive, started)):
+            time.sleep(0.1)
+        assert not [pid for pid in started if alive(pid)], "left running after SIGKILL"
+    with make_run(args) as (make, output):
+        assert _get(_printed(output, "API").rstrip("/") + "/readyz")[0] == 200
+        os.killpg(make.pid, signal.SIGINT)
+        make.wait(timeout=60)
 
 
 def test_an_api_that_cannot_start_is_named_with_the_end_of_its_log() -> None:
+    port = free_port()
     done = _run_local(
-        "--port", str(free_port()), "--origin-port", str(free_port()), WEB_CONCURRENCY="many"
+        "--port", str(port), "--origin-port", str(free_port()), WEB_CONCURRENCY="many"
     )
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         "make run: error: the API exited with status 2 while starting; "
-        f"the end of {ROOT}/build/run/api.log:",
+        f"the end of {ROOT}/build/run/{port}/api.log:",
         '  error: WEB_CONCURRENCY must be an integer from 1 to 64, got "many"',
     ]

@@ -125,6 +125,14 @@ def _storage_settings() -> StorageSettings:
         raise SitemapError(f"bad storage settings: {error}") from None
 
 
+def _storage_settings_or_why_not() -> StorageSettings | str:
+    """The storage settings, or for a dry run, which prints what it can without them, why not."""
+    try:
+        return _storage_settings()
+    except SitemapError as error:
+        return str(error)
+
+
 def source_of(args: argparse.Namespace) -> str:
     """`bucket` or `sql`: as given, else inferred from the SQL options given (flags or env)."""
     sql_given = [
@@ -191,8 +199,9 @@ def sections_of(args: argparse.Namespace, base_url: str) -> list[Section]:
     ]
 
 
-def plan_of_sources(args: argparse.Namespace) -> list[str]:
-    """What a run would read and what it would still need, for `publish --dry-run`."""
+def plan_of_sources(args: argparse.Namespace, settings: StorageSettings | str) -> list[str]:
+    """What a run would read and what it would still need, for `publish --dry-run`; the
+    bucket source's bucket is named where the storage settings (else why not) are given."""
     lines = []
     base_url = _http_url("--base-url", args.base_url) if args.base_url else ""
     if not base_url:
@@ -207,11 +216,14 @@ def plan_of_sources(args: argparse.Namespace) -> list[str]:
             files = f"sitemap-{query.name}-NNNNN.xml.gz" if query.name else "sitemap-NNNNN.xml.gz"
             lines.append(f"plan: section {query.name or '(one)'} from {where} into {files}")
     else:
-        settings = _storage_settings()
         site = _site_url(args, base_url) if base_url or args.site_url else "<site URL>"
+        bucket = (
+            f"bucket {settings.processed_bucket}"
+            if not isinstance(settings, str)
+            else "the processed bucket (PROCESSED_BUCKET of the storage settings)"
+        )
         lines.append(
-            f"plan: list the images of bucket {settings.processed_bucket} as "
-            f"{site}/processed/<name> into sitemap-NNNNN.xml.gz"
+            f"plan: list the images of {bucket} as {site}/processed/<name> into sitemap-NNNNN.xml.gz"
         )
     return lines
 
@@ -291,15 +303,30 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dry_run(args: argparse.Namespace) -> None:
+    """`publish --dry-run`: the plan, changing nothing. Without storage settings, all but the
+    generations in storage (and so which would be deleted) is still shown."""
+    from service.sitemaps import storage
+    from service.sitemaps.publisher import Publisher, print_plan
+
+    settings = _storage_settings_or_why_not()
+    plan = plan_of_sources(args, settings)  # checks the options before anything is contacted
+    retain = _retain(args.retain)
+    router = _router(args)
+    base_url = _http_url("--base-url", args.base_url) if args.base_url else None
+    print("\n".join(plan))
+    if isinstance(settings, str):
+        print_plan(router, retain, base_url, settings)
+    else:
+        Publisher(storage.connect(settings), router, retain).print_plan(base_url)
+
+
 def run(args: argparse.Namespace) -> int:
     """Carry out one parsed command."""
     if args.command == "generate":
         return _generate(args)
     if args.command == "publish" and args.dry_run:
-        plan = plan_of_sources(args)  # checks the options before anything is contacted
-        publisher = _publisher(args)
-        print("\n".join(plan))
-        publisher.print_plan(_http_url("--base-url", args.base_url) if args.base_url else None)
+        _dry_run(args)
         return 0
     if args.command == "publish":
         base_url = _http_url("--base-url", args.base_url)

@@ -7,7 +7,7 @@ from functools import cached_property
 from itertools import accumulate
 from operator import itemgetter
 
-from service.sitemaps.errors import SitemapError
+from service.sitemaps.errors import RowError, SitemapError
 from service.sitemaps.locs import check_lengths, escape_batch, is_clean
 from service.sitemaps.w3c import uniform_w3c, w3c
 
@@ -72,10 +72,11 @@ def _render_clean(rows: Sequence[Row]) -> Entries | None:
 
 
 def _render_each(rows: Sequence[Row]) -> Entries:
-    if any(len(row) != 2 for row in rows):
-        raise SitemapError("every row must be (loc, lastmod)")
+    wrong = next((index for index, row in enumerate(rows) if len(row) != 2), None)
+    if wrong is not None:
+        raise RowError("every row must be (loc, lastmod)", wrong)
     locs = escape_batch([row[0] for row in rows])
-    days = [w3c(row[1]) for row in rows]
+    days = [_lastmod(index, row[1]) for index, row in enumerate(rows)]
     text = "".join(
         [
             f"<url><loc>{loc}</loc></url>\n"
@@ -85,3 +86,10 @@ def _render_each(rows: Sequence[Row]) -> Entries:
         ]
     )
     return Entries(text.encode("ascii"), len(rows))
+
+
+def _lastmod(row: int, value: object) -> str | None:
+    try:
+        return w3c(value)
+    except SitemapError as error:
+        raise RowError(str(error), row) from None

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote, urlsplit
 
-from service.sitemaps.errors import SitemapError
+from service.sitemaps.errors import RowError, SitemapError
 
 _STRAY_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Printable ASCII stays as it is (XML escaping handles & < > ' "); only
@@ -51,9 +51,16 @@ def escape_batch(locs: Sequence[object]) -> list[str]:
     except TypeError:
         joined = ""
     if not is_clean(joined, len(locs)):
-        joined = "\n".join([normalize(loc) for loc in locs])
+        joined = "\n".join([_normalized(row, loc) for row, loc in enumerate(locs)])
     check_lengths(joined.split("\n"), joined)
     return xml_escape(joined).split("\n")
+
+
+def _normalized(row: int, loc: object) -> str:
+    try:
+        return normalize(loc)
+    except SitemapError as error:
+        raise RowError(str(error), row) from None
 
 
 def check_lengths(locs: Sequence[str], joined: str) -> None:
@@ -70,9 +77,13 @@ def check_lengths(locs: Sequence[str], joined: str) -> None:
         for start in range(0, len(joined) - half + 1, half)
     )
     if short or (maybe_long and max(map(len, locs)) > MAX_LENGTH):
-        loc = next(loc for loc in locs if not MIN_LENGTH <= len(loc) <= MAX_LENGTH)
+        row, loc = next(
+            (row, loc) for row, loc in enumerate(locs) if not MIN_LENGTH <= len(loc) <= MAX_LENGTH
+        )
         shown = loc if len(loc) <= 80 else f"{loc[:60]}…"
-        raise SitemapError(f"loc {shown!r} has {len(loc):,} characters; sitemaps allow 12 to 2,048")
+        raise RowError(
+            f"loc {shown!r} has {len(loc):,} characters; sitemaps allow 12 to 2,048", row
+        )
 
 
 def is_clean(joined: str, count: int) -> bool:

@@ -235,22 +235,38 @@ class Publisher:
 
     def print_plan(self, base_url: str | None) -> None:
         """What `publish` would do now, from the Ingress and the buckets as they are."""
-        state = self.ingress.read()
-        bucket = new_bucket_name()
         with storage.refusals(self.client):
             names = storage.generations(self.client)
             served = {name for name in names if storage.went_live(self.client, name)}
-        after = [*names, bucket]
-        would_delete = doomed(
-            after, bucket, served | ({state.live} if state.live else set()), self.retain
-        )
-        where = f"{self.ingress.namespace}/{self.ingress.name}"
-        if base_url:
-            print(f"plan: generate sitemaps with index {base_url.rstrip('/')}/sitemap.xml")
+        print_plan(self.ingress, self.retain, base_url, Stored(names, served))
+
+
+@dataclass(frozen=True)
+class Stored:
+    """The generations in storage, and those of them that went live."""
+
+    names: list[str]
+    served: set[str]
+
+
+def print_plan(ingress: Router, retain: int, base_url: str | None, stored: Stored | str) -> None:
+    """What `publish` would do now, from the Ingress as it is and from the generations in
+    storage, or, where storage cannot be read, the reason its part is not shown."""
+    state = ingress.read()
+    bucket = new_bucket_name()
+    where = f"{ingress.namespace}/{ingress.name}"
+    if base_url:
+        print(f"plan: generate sitemaps with index {base_url.rstrip('/')}/sitemap.xml")
+    print(f"plan: create bucket {bucket}, upload every file, allow anonymous s3:GetObject, verify")
+    print(
+        f"plan: switch {ingress.kind.lower()} {where} from {state.live} to {bucket} (resourceVersion {state.resource_version})"
+    )
+    if isinstance(stored, str):
         print(
-            f"plan: create bucket {bucket}, upload every file, allow anonymous s3:GetObject, verify"
+            f"plan: delete the generations past --retain {retain}: which ones is not shown, "
+            f"as storage cannot be read ({stored})"
         )
-        print(
-            f"plan: switch {self.ingress.kind.lower()} {where} from {state.live} to {bucket} (resourceVersion {state.resource_version})"
-        )
-        print(f"plan: delete {', '.join(would_delete) or 'nothing'} (retain {self.retain})")
+        return
+    live = {state.live} if state.live else set()
+    would_delete = doomed([*stored.names, bucket], bucket, stored.served | live, retain)
+    print(f"plan: delete {', '.join(would_delete) or 'nothing'} (retain {retain})")

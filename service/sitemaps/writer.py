@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
 from service.sitemaps.entries import Entries, Row, render
-from service.sitemaps.errors import SitemapError
+from service.sitemaps.errors import RowError, SitemapError
 from service.sitemaps.locs import escape_batch
 from service.sitemaps.sections import Section
 from service.sitemaps.stopping import stops_held
@@ -179,10 +179,11 @@ class SitemapWriter:
         return files
 
     def abort(self) -> None:
-        """Stop the workers after a failure; partial files stay behind."""
+        """Stop the workers after a failure, once each has closed its file (partial files
+        stay behind; `write_sections` removes them)."""
         if self._current is not None:
             self._current.abandon()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def _open(self) -> _OpenFile:
         name = f"{self.prefix}{len(self._closed) + 1:05d}.xml.gz"
@@ -272,11 +273,47 @@ def write_sections(
     A `Splittable` source is shared with one worker process, so that both cores read,
     render and compress (threads would serialize on the GIL): see `_write_split`.
     Other sources stream through this process alone.
+
+    A generation that fails (or has no URLs) leaves nothing behind: no file it wrote, and
+    none of the directories it made for `out_dir`.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*out_dir.glob("sitemap-*.xml.gz"), *out_dir.glob("part-*.xml.gz")]:
-        stale.unlink()
+    made = [path for path in (out_dir, *out_dir.parents) if not path.exists()]
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _remove_directories(made)
+        raise SitemapError(f"cannot make the directory {out_dir}: {error.strerror}") from None
+    _remove_generation(out_dir)
+    try:
+        return _write_generation(sections, out_dir, base_url, limits, on_progress, parallel)
+    except BaseException:
+        _remove_generation(out_dir)
+        _remove_directories(made)
+        raise
+
+
+def _remove_directories(made: list[Path]) -> None:
+    """Directories made for the output, deepest first, each only while it is empty."""
+    for directory in made:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+
+def _remove_generation(out_dir: Path) -> None:
+    """The files a generation writes into `out_dir`, gone."""
+    for path in [*out_dir.glob("sitemap-*.xml.gz"), *out_dir.glob("part-*.xml.gz")]:
+        path.unlink()
     (out_dir / INDEX_NAME).unlink(missing_ok=True)
+
+
+def _write_generation(
+    sections: Sequence[Section],
+    out_dir: Path,
+    base_url: str,
+    limits: Limits,
+    on_progress: Callable[[int], None] | None,
+    parallel: bool,
+) -> Generation:
     progress = on_progress or (lambda _: None)
     files: list[SitemapFile] = []
     for section in sections:
@@ -301,11 +338,20 @@ def _write_section(
     parallel: bool,
 ) -> list[SitemapFile]:
     batches = section.batches
+    where = f"section {section.name!r}" if section.name else "the source"
     if parallel and isinstance(batches, Splittable):
         with batches.split() as split:
             if split is not None:
-                return _write_split(*split, out_dir, limits, progress, section.prefix)
-    return _write_files(batches, out_dir, limits, progress, section.prefix)
+                return _write_split(*split, out_dir, limits, progress, section.prefix, where)
+    return _write_files(batches, out_dir, limits, progress, section.prefix, where)
+
+
+def _rendered(rows: Sequence[Row], before: int, where: str) -> Entries:
+    """The batch's entries; a bad value's error names its row (counted from 1) and section."""
+    try:
+        return render(rows)
+    except RowError as error:
+        raise SitemapError(f"row {before + error.row + 1:,} of {where}: {error}") from None
 
 
 def _write_files(
@@ -314,11 +360,15 @@ def _write_files(
     limits: Limits,
     on_progress: Callable[[int], None],
     prefix: str,
+    where: str,
+    first_row: int = 0,
 ) -> list[SitemapFile]:
     writer = SitemapWriter(out_dir, limits, prefix=prefix)
+    before = first_row
     try:
         for rows in batches:
-            writer.add(render(rows))
+            writer.add(_rendered(rows, before, where))
+            before += len(rows)
             on_progress(len(rows))
         return writer.finish()
     except BaseException:
@@ -333,6 +383,7 @@ def _write_split(
     limits: Limits,
     on_progress: Callable[[int], None],
     prefix: str,
+    where: str,
 ) -> list[SitemapFile]:
     """Write the rows up to a split point here, and the rest in a worker process.
 
@@ -353,7 +404,7 @@ def _write_split(
     try:
         for batch in head:
             rows = batch[: stop - position] if stop >= 0 else batch
-            writer.add(render(rows))
+            writer.add(_rendered(rows, position, where))
             position += len(rows)
             total = done.value
             on_progress(len(rows) + total - seen)
@@ -363,7 +414,7 @@ def _write_split(
             if worker is None and position >= limits.max_urls:
                 worker = context.Process(
                     target=_worker,
-                    args=(tail, out_dir, limits, done, worker_end),
+                    args=(tail, out_dir, limits, done, worker_end, where),
                     name="sitemaps-worker",
                     daemon=True,
                 )
@@ -422,7 +473,12 @@ def _answer(channel: Connection, kind: type[T]) -> T:
 
 
 def _worker(
-    tail: Tail, out_dir: Path, limits: Limits, done: ctypes.c_int64, channel: Connection
+    tail: Tail,
+    out_dir: Path,
+    limits: Limits,
+    done: ctypes.c_int64,
+    channel: Connection,
+    where: str,
 ) -> None:
     """The worker process: count, learn the split point, write the rest, send the files."""
 
@@ -440,7 +496,7 @@ def _worker(
             channel.send(count)
             start: int = channel.recv()
             rows = snapshot.rows(start) if start < count else iter(())
-            channel.send(_write_files(rows, out_dir, limits, progress, "part-"))
+            channel.send(_write_files(rows, out_dir, limits, progress, "part-", where, start))
     except SitemapError as error:
         channel.send(str(error))
     except Exception as error:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.container import standin_base
+from tests.container.labels import MADE_BY_TESTS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
@@ -122,6 +123,8 @@ def build_command(context: Path, digest: str, image: str) -> list[str]:
         "host",
         "--build-arg",
         f"PYTHON_DIGEST={digest}",
+        "--label",
+        MADE_BY_TESTS,
         "--tag",
         image,
         "--file",

@@ -26,6 +26,7 @@ from typing import Any
 import urllib3
 
 from tests.container.engine import NETWORK, environment, tool
+from tests.container.labels import MADE_BY_TESTS
 from tests.infra.k8s_objects import kubelet_env
 from tests.servers import free_port
 
@@ -241,6 +242,7 @@ class PodContainer:
             "--detach",
             "--pull=never",
             f"--name={name}",
+            f"--label={MADE_BY_TESTS}",
             f"--network={NETWORK}",
             f"--user={uid}:{gid}",
             f"--stop-timeout={self.grace_seconds}",

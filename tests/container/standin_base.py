@@ -32,6 +32,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.container.labels import MADE_BY_TESTS
+
 NAME = "docker.io/library/python:3.11-slim-bookworm"
 MIRROR = "http://deb.debian.org/debian"
 SUITE = "bookworm"
@@ -123,6 +125,7 @@ def build(name: str = NAME) -> BaseImage:
         try:
             _run(["buildah", "add", "--quiet", container, str(archive), "/"], timeout=300)
             config = ["buildah", "config", "--cmd", '["python3"]', "--label", f"{LABEL}={RECIPE}"]
+            config += ["--label", MADE_BY_TESTS]
             for key, value in ENVIRONMENT.items():
                 config += ["--env", f"{key}={value}"]
             _run([*config, container], timeout=60)

