@@ -48,6 +48,13 @@ from PIL import Image, ImageDraw  # noqa: E402
 from service.imaging import greyscale  # noqa: E402
 from service.listeners import who_listens  # noqa: E402
 from service.parent_death import die_with_parent  # noqa: E402
+from service.settings import (  # noqa: E402
+    FetchSettings,
+    RobotsSettings,
+    ServingSettings,
+    StorageSettings,
+    env_pairs,
+)
 from service.sitemaps.writer import INDEX_NAME  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -241,16 +248,23 @@ class Local:
     samples: dict[str, bytes]
 
 
-def api_env(s3_endpoint: str, metrics_dir: Path) -> dict[str, str]:
+def api_env(
+    s3_endpoint: str, metrics_dir: Path, sitemap_index_url: str | None = None
+) -> dict[str, str]:
+    """The process environment, plus what make run sets: every other setting keeps its default,
+    the one the container and the stacks have too."""
+    storage = StorageSettings(endpoint=s3_endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+    # The sample origin is on loopback, which the API refuses by default (SSRF guard).
+    fetch = FetchSettings(allow_private_networks=True)
+    serving = ServingSettings(prometheus_multiproc_dir=str(metrics_dir))
+    robots = RobotsSettings(sitemap_index_url=sitemap_index_url)
     return {
         **os.environ,
-        "MINIO_ENDPOINT": s3_endpoint,
-        "MINIO_ACCESS_KEY": ACCESS_KEY,
-        "MINIO_SECRET_KEY": SECRET_KEY,
-        "MINIO_SECURE": "false",
-        # The sample origin is on loopback, which the API refuses by default (SSRF guard).
-        "FETCH_ALLOW_PRIVATE_NETWORKS": "true",
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        **dict(env_pairs(storage, "endpoint", "access_key", "secret_key", "secure")),
+        **dict(env_pairs(fetch, "allow_private_networks")),
+        **dict(env_pairs(serving, "prometheus_multiproc_dir")),
+        # for the API's /robots.txt, when --sitemaps writes the index it names
+        **(dict(env_pairs(robots, "sitemap_index_url")) if sitemap_index_url else {}),
     }
 
 
@@ -276,9 +290,7 @@ def start(children: Children, work: Path, args: argparse.Namespace) -> Local:
     metrics = work / "metrics"
     metrics.mkdir()
     s3_endpoint = f"{HOST}:{s3_port}"
-    env = api_env(s3_endpoint, metrics)
-    if args.sitemaps:
-        env["SITEMAP_INDEX_URL"] = sitemap_index(origin_url)  # for the API's /robots.txt
+    env = api_env(s3_endpoint, metrics, sitemap_index(origin_url) if args.sitemaps else None)
     api = children.start(
         "api", [sys.executable, "-m", "service.serve", "--bind", f"{HOST}:{args.port}"], env
     )

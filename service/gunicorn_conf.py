@@ -32,6 +32,7 @@ from service.parent_death import die_with_parent
 from service.settings import (
     ApiSettings,
     FetchSettings,
+    InheritedSockets,
     ServingSettings,
     SettingsError,
     check_all,
@@ -145,7 +146,8 @@ def take_addresses(server: Any) -> None:
     replaced) is left to gunicorn.
     """
     addresses = server.cfg.address
-    inherited = os.environ.get("GUNICORN_FD") or os.environ.get("LISTEN_FDS")
+    sockets = InheritedSockets.from_env()
+    inherited = sockets.gunicorn_fd or sockets.listen_fds
     if inherited or not addresses or not all(isinstance(a, tuple) for a in addresses):
         return
     listening = [listen_on(host, port, server.cfg.backlog) for host, port in addresses]

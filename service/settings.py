@@ -332,6 +332,17 @@ def termination_grace_seconds(
     return drain_seconds + graceful_stop_seconds(fetch, api, serving) + STOP_MARGIN_SECONDS
 
 
+class InheritedSockets(EnvSettings):
+    """Listening sockets a process manager hands the server, which then binds nothing itself."""
+
+    gunicorn_fd: Text | None = setting(
+        "GUNICORN_FD", default=None, description="set by gunicorn for a master it re-executes"
+    )
+    listen_fds: Text | None = setting(
+        "LISTEN_FDS", default=None, description="set by systemd's socket activation"
+    )
+
+
 def conversion_budget(serving: ServingSettings, workers: int) -> int:
     """Bytes that conversions may hold at once in a pod: the limit less the processes' own."""
     return serving.memory_limit_bytes - MASTER_BYTES - WORKER_BYTES * workers
@@ -354,6 +365,7 @@ API_SETTINGS: tuple[type[EnvSettings], ...] = (
     ApiSettings,
     RobotsSettings,
     ServingSettings,
+    InheritedSockets,
 )
 
 
