@@ -40,7 +40,7 @@ format: sync
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
 
-# The long forms of what `make test` runs briefly (see the README's Reliability section).
+# The long forms of what `make test` runs briefly (docs/operations.md#reliability).
 fuzz: sync
 	FUZZ_EXAMPLES=5000 .venv/bin/pytest tests/service/test_fuzz.py
 
