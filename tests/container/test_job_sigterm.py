@@ -1,28 +1,56 @@
-"""SIGTERM stops the sitemap job cleanly: one line, a non-zero exit, no worker left behind.
+"""SIGTERM stops the sitemap job cleanly: one line, a non-zero exit, nothing left running.
 
-The defect the container run found (as PID 1 the job ignored SIGTERM and waited for SIGKILL),
-checked here on the host too, so it runs even where no container can.
+Two kinds of stop, on the host:
+- at exact points: stop_job.py wraps one call of the job and sends the signal there (just
+  after a gzip task started, ...);
+- at every line of the code that starts threads, in this process (stop_points.py), checking
+  that no thread is left that would hold the interpreter's exit.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from service.settings import StorageSettings
+from service.sitemaps import storage
+from service.sitemaps.entries import Row
+from service.sitemaps.naming import is_generation
+from service.sitemaps.publisher import Publisher
+from service.sitemaps.sections import Section
 from service.sitemaps.stopping import EXIT_CODE, Stopped, sigterm_raises_stopped, stops_held
+from service.sitemaps.writer import Limits, write_sections
+from tests.conftest import S3Server
+from tests.container.engine import REPORT
+from tests.container.stop_job import MARK
+from tests.container.stop_points import Lines, Traced, in_files, in_functions, sigterm_at_line
+from tests.sitemaps.conftest import FakeKube, _served
 
 # Far more rows than a run can write before the signal: the job is mid-generation when it comes.
 ENDLESS = (
     "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 100000000) "
     "SELECT 'https://example.test/item/' || i, NULL FROM n"
 )
+# Enough rows that the worker process starts (after one full file) and gets to count them all.
+COUNTED = ENDLESS.replace("100000000", "300000")
+BASE = "https://example.test/sitemaps"
+# How long a stopped job on the host may take to end before the test calls it a hang.
+HANG_SECONDS = 60
+
+
+def stopped_line(command: str) -> str:
+    return f"sitemaps: stopped by SIGTERM before {command} finished; nothing was half-published"
 
 
 def _group(pgid: int) -> list[int]:
@@ -38,27 +66,48 @@ def _group(pgid: int) -> list[int]:
     return members
 
 
-def test_sigterm_during_generate_exits_with_one_line(tmp_path) -> None:
+def _generate(tmp_path: Path, query: str) -> list[str]:
+    """`generate` from SQLite with `query` into a fresh directory under `tmp_path`."""
     database = tmp_path / "catalog.db"
     sqlite3.connect(database).close()
-    out = tmp_path / "out"
+    return [
+        "generate",
+        "--source",
+        "sql",
+        "--database-url",
+        f"sqlite:///{database}",
+        "--query",
+        query,
+        "--base-url",
+        BASE,
+        "--out",
+        str(tmp_path / "out"),
+    ]
+
+
+def _assert_stopped_cleanly(job: subprocess.Popen[str], command: str) -> str:
+    """The job ends with the stop's exit code and one line, and leaves no process behind."""
+    try:
+        _, stderr = job.communicate(timeout=HANG_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        _, stderr = job.communicate(timeout=10)
+        raise AssertionError(
+            f"the job still ran {HANG_SECONDS} s after SIGTERM:\n{stderr}"
+        ) from None
+    assert job.returncode == EXIT_CODE, stderr
+    assert stderr.strip().splitlines()[-1] == stopped_line(command), stderr
+    assert "Traceback" not in stderr, stderr
+    deadline = time.monotonic() + 10
+    while _group(job.pid) and time.monotonic() < deadline:  # its worker went with it
+        time.sleep(0.05)
+    assert _group(job.pid) == [], "a process of the job outlived it"
+    return stderr
+
+
+def test_sigterm_during_generate_exits_with_one_line(tmp_path) -> None:
     job = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service.sitemaps",
-            "generate",
-            "--source",
-            "sql",
-            "--database-url",
-            f"sqlite:///{database}",
-            "--query",
-            ENDLESS,
-            "--base-url",
-            "https://example.test/sitemaps",
-            "--out",
-            str(out),
-        ],
+        [sys.executable, "-m", "service.sitemaps", *_generate(tmp_path, ENDLESS)],
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -71,17 +120,37 @@ def test_sigterm_during_generate_exits_with_one_line(tmp_path) -> None:
         time.sleep(0.05)
     assert len(_group(job.pid)) >= 2, "the worker process never started"
     job.send_signal(signal.SIGTERM)
-    _, stderr = job.communicate(timeout=30)
-    assert job.returncode == EXIT_CODE, stderr
-    last = stderr.strip().splitlines()[-1]
-    assert (
-        last == "sitemaps: stopped by SIGTERM before generate finished; nothing was half-published"
+    _assert_stopped_cleanly(job, "generate")
+
+
+# Each point: where (see stop_job.py), of what, and the query the job reads.
+EXACT_POINTS = {
+    # The gzip task of the first file has a thread, which the writer has not recorded yet.
+    # Unrecorded, nothing ended it, and the interpreter's exit waited for it for ever.
+    "a gzip task just started": ("after", "concurrent.futures:ThreadPoolExecutor.submit", ENDLESS),
+}
+
+
+@pytest.mark.parametrize("point", EXACT_POINTS)
+def test_a_stop_at_an_exact_point_ends_the_job(point: str, tmp_path) -> None:
+    where, target, query = EXACT_POINTS[point]
+    job = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.container.stop_job",
+            where,
+            target,
+            "--",
+            *_generate(tmp_path, query),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
     )
-    assert "Traceback" not in stderr
-    deadline = time.monotonic() + 10
-    while _group(job.pid) and time.monotonic() < deadline:  # the worker went with it
-        time.sleep(0.05)
-    assert _group(job.pid) == []
+    stderr = _assert_stopped_cleanly(job, "generate")
+    assert f"{MARK} {where} {target}" in stderr  # the stop came at the point, not at the end
 
 
 def test_a_stop_during_a_step_that_must_not_be_cut_waits_for_its_end() -> None:
@@ -98,3 +167,121 @@ def test_a_stop_during_a_step_that_must_not_be_cut_waits_for_its_end() -> None:
     with pytest.raises(Stopped):
         step()
     assert steps == ["finished the step"]
+
+
+@dataclass
+class AfterStop:
+    """What a run stopped at one line left: whether it raised Stopped, threads, processes."""
+
+    lines: Lines
+    stopped: bool
+    threads: list[str] = field(default_factory=list)
+    processes: list[str] = field(default_factory=list)
+
+
+def _stop_at_line(line: int | None, traced: list[Traced], run: Callable[[], object]) -> AfterStop:
+    """Run `run` with SIGTERM at its `line`-th line of `traced` code (None: count only).
+
+    A thread or process still there after a few seconds would keep the job's interpreter from
+    exiting: non-daemon threads are joined at exit.
+    """
+    before = set(threading.enumerate())
+    stopped = False
+    with sigterm_raises_stopped(), sigterm_at_line(line, *traced) as lines:
+        try:
+            run()
+        except Stopped:
+            stopped = True
+    started = [t for t in threading.enumerate() if t not in before and not t.daemon]
+    deadline = time.monotonic() + 5
+    for thread in started:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return AfterStop(
+        lines,
+        stopped,
+        [t.name for t in started if t.is_alive()],
+        [p.name or "" for p in multiprocessing.active_children()],
+    )
+
+
+def _rows(count: int, start: int = 0) -> list[Row]:
+    return [(f"https://img.example.test/processed/{i:064x}", None) for i in range(start, count)]
+
+
+def _sweep(
+    traced: list[Traced],
+    run: Callable[[], object],
+    reset: Callable[[], None],
+    check: Callable[[], None] = lambda: None,
+) -> int:
+    """Stop `run` at each of its lines of `traced` code in turn; every stop must leave nothing running
+    and pass `check`. `reset` puts back the state a run starts from. Returns how many lines."""
+    reset()
+    total = _stop_at_line(None, traced, run)
+    assert not total.stopped
+    assert total.lines.count > 0
+    for line in range(1, total.lines.count + 1):
+        reset()
+        after = _stop_at_line(line, traced, run)
+        assert after.stopped, after
+        assert after.threads == [], after
+        assert after.processes == [], after
+        check()
+    return total.lines.count
+
+
+def test_a_stop_at_any_line_of_writing_files_leaves_no_thread_behind(tmp_path) -> None:
+    """Every line of the writer: files full mid-batch, two sections, the index."""
+    rows = _rows(9)
+
+    def run() -> None:
+        sections = [Section("", [rows[0:3], rows[3:6]]), Section("more", [rows[6:9]])]
+        write_sections(sections, tmp_path / "out", BASE, Limits(max_urls=2))
+
+    lines = _sweep([in_files("writer.py", "stopping.py")], run, lambda: None)
+    REPORT["stops at every line of the writer"] = f"{lines} lines"
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKube]:
+    yield from _served(FakeKube())
+
+
+def test_a_stop_at_any_line_of_publishing_leaves_the_ingress_whole(
+    s3_server: S3Server, kube: FakeKube
+) -> None:
+    """Every line of the publisher's steps and of the upload (the writer's are above; the other
+    storage functions are one request each, and a stop in one is a stop at its caller's line).
+
+    The Ingress points at the generation it pointed at before, or, for a stop after the
+    switch, at a new one that is complete; the earlier one is still there either way.
+    """
+    client = storage.connect(StorageSettings.from_env(s3_server.env()))
+    for name in storage.generations(client):
+        storage.delete_bucket(client, name)
+    rows = _rows(6)
+
+    def run() -> None:
+        publisher = Publisher(client, kube.switch(), retain=1, workers=2)
+        publisher.publish([Section("", [rows[0:3], rows[3:6]])], BASE, limits=Limits(max_urls=3))
+
+    run()
+    first, version = kube.live, kube.resource_version
+    assert is_generation(first)
+
+    def reset() -> None:
+        for name in storage.generations(client):
+            if name != first:
+                storage.delete_bucket(client, name)
+        kube.live, kube.resource_version = first, version
+
+    def check() -> None:
+        if kube.live == first:
+            assert kube.resource_version == version
+        else:  # stopped after the switch
+            storage.published_sizes(client, str(kube.live))  # raises unless complete
+            assert str(first) in storage.generations(client)
+
+    traced = [in_files("publisher.py", "stopping.py"), in_functions("storage.py", "upload")]
+    lines = _sweep(traced, run, reset, check)
+    REPORT["stops at every line of publishing"] = f"{lines} lines"
