@@ -23,11 +23,17 @@ _pending = False  # a SIGTERM came during one of them
 def _stop(signum: int, frame: FrameType | None) -> None:
     global _pending
     # One stop is enough: a second SIGTERM must not interrupt the clean-up the first started.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A handler that does nothing rather than SIG_IGN: a worker process started while this
+    # stop is held would inherit SIG_IGN through exec and then outlive its terminate().
+    signal.signal(signal.SIGTERM, _stopping_already)
     if _held:
         _pending = True
         return
     raise Stopped
+
+
+def _stopping_already(signum: int, frame: FrameType | None) -> None:
+    """A second SIGTERM: the first one's clean-up is under way."""
 
 
 @contextmanager

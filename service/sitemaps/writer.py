@@ -39,6 +39,8 @@ MAX_INDEX_ENTRIES = 50_000
 # the reader and must not become the slowest stage.
 GZIP_LEVEL = 1
 _QUEUE_DEPTH = 4
+# How long a worker process has to exit once it is done or told to stop.
+_WORKER_EXIT_SECONDS = 5.0
 # How often a gzip thread waiting for its next chunk checks that its feeder still runs.
 _FEEDER_POLL_SECONDS = 0.5
 
@@ -446,14 +448,16 @@ def _write_split(
             if position == stop:
                 break
             if worker is None and position >= limits.max_urls:
-                worker = context.Process(
-                    target=_worker,
-                    args=(tail, out_dir, limits, done, worker_end, where),
-                    name="sitemaps-worker",
-                    daemon=True,
-                )
+                # Held, so that `worker` names a started process or none at all.
                 with stops_held():
-                    worker.start()
+                    started = context.Process(
+                        target=_worker,
+                        args=(tail, out_dir, limits, done, worker_end, where),
+                        name="sitemaps-worker",
+                        daemon=True,
+                    )
+                    started.start()
+                    worker = started
                 worker_end.close()  # so that a dead worker reads as EOF here
             elif worker is not None and stop < 0 and channel.poll():
                 stop = _split_point(position, _answer(channel, int), limits.max_urls)
@@ -472,9 +476,7 @@ def _write_split(
         channel.close()
         worker_end.close()
         if worker is not None:
-            if worker.is_alive():
-                worker.terminate()
-            worker.join()
+            _end(worker)
     renamed = []
     for number, file in enumerate(files, start=1):
         path = out_dir / f"{prefix}{number:05d}.xml.gz"
@@ -482,6 +484,16 @@ def _write_split(
             file.path.rename(path)
         renamed.append(replace(file, name=path.name, path=path))
     return renamed
+
+
+def _end(worker: BaseProcess) -> None:
+    """Wait for the worker to exit; stop it first if it still runs (a failure or a stop)."""
+    if worker.is_alive():
+        worker.terminate()
+    worker.join(_WORKER_EXIT_SECONDS)
+    if worker.is_alive():  # SIGTERM is only a request; SIGKILL is not
+        worker.kill()
+        worker.join(_WORKER_EXIT_SECONDS)
 
 
 def _split_point(position: int, count: int, multiple: int) -> int:

@@ -2,9 +2,9 @@
 
 Two kinds of stop, on the host:
 - at exact points: stop_job.py wraps one call of the job and sends the signal there (just
-  after a gzip task started, ...);
-- at every line of the code that starts threads, in this process (stop_points.py), checking
-  that no thread is left that would hold the interpreter's exit.
+  after a gzip task started, while its worker process starts, ...);
+- at every line of the code that starts threads and worker processes, in this process
+  (stop_points.py), checking that no thread or process is left that would hold the exit.
 """
 
 from __future__ import annotations
@@ -128,6 +128,15 @@ EXACT_POINTS = {
     # The gzip task of the first file has a thread, which the writer has not recorded yet.
     # Unrecorded, nothing ended it, and the interpreter's exit waited for it for ever.
     "a gzip task just started": ("after", "concurrent.futures:ThreadPoolExecutor.submit", ENDLESS),
+    # A stop held during the start: the worker must not inherit a SIGTERM it ignores.
+    "the worker process starting": (
+        "before",
+        "multiprocessing.popen_spawn_posix:Popen._launch",
+        ENDLESS,
+    ),
+    "the worker's count arriving": ("before", "service.sitemaps.writer:_answer", COUNTED),
+    # Every file written; the worker has not been joined yet.
+    "the worker process ending": ("before", "service.sitemaps.writer:_end", COUNTED),
 }
 
 
