@@ -1,8 +1,8 @@
 """SIGTERM stops the sitemap job cleanly: one line, a non-zero exit, nothing left running.
 
 Two kinds of stop, on the host:
-- at exact points: stop_job.py wraps one call of the job and sends the signal there (just
-  after a gzip task started, while its worker process starts, ...);
+- at exact points: stop_job.py wraps one call of the job and sends the signal there (while
+  its modules load, just after a gzip task started, while its worker process starts, ...);
 - at every line of the code that starts threads and worker processes, in this process
   (stop_points.py), checking that no thread or process is left that would hold the exit.
 """
@@ -125,6 +125,10 @@ def test_sigterm_during_generate_exits_with_one_line(tmp_path) -> None:
 
 # Each point: where (see stop_job.py), of what, and the query the job reads.
 EXACT_POINTS = {
+    # The entry point holds a stop from its first line until the job's SIGTERM block begins;
+    # without that, a stop while the modules load was lost (as PID 1) or ended the job silently.
+    "while its modules load": ("import", "service.sitemaps.cli", ENDLESS),
+    "while it reads its options": ("before", "service.sitemaps.cli:build_parser", ENDLESS),
     # The gzip task of the first file has a thread, which the writer has not recorded yet.
     # Unrecorded, nothing ended it, and the interpreter's exit waited for it for ever.
     "a gzip task just started": ("after", "concurrent.futures:ThreadPoolExecutor.submit", ENDLESS),
