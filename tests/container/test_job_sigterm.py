@@ -1,10 +1,19 @@
 """SIGTERM stops the sitemap job cleanly: one line, a non-zero exit, nothing left running.
 
-Two kinds of stop, on the host:
-- at exact points: stop_job.py wraps one call of the job and sends the signal there (while
-  its modules load, just after a gzip task started, while its worker process starts, ...);
+Three kinds of stop:
+- at exact points, on the host: stop_job.py wraps one call of the job and sends the signal
+  there (while its modules load, just after a gzip task started, while its worker process
+  starts, ...);
 - at every line of the code that starts threads and worker processes, in this process
-  (stop_points.py), checking that no thread or process is left that would hold the exit.
+  (stop_points.py), checking that no thread or process is left that would hold the exit;
+- at moments through the first seconds of the CronJob's own command in its container, each
+  placed after an event seen from outside the container (the job's SIGTERM handler in place,
+  its first Kubernetes read, its worker process, its generation's bucket, the switch's read).
+
+The host-side stops find the windows; the container sweep shows the built image as the kubelet
+runs it: PID 1, the pod's user, read-only root, the grace period. Before the job's handler is
+in place (the interpreter's own start, tens of milliseconds) the kernel drops a SIGTERM to
+PID 1, which no code in the job can change; the sweep starts where a stop can be acted on.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from minio import Minio
 
 from service.settings import StorageSettings
 from service.sitemaps import storage
@@ -32,7 +42,9 @@ from service.sitemaps.sections import Section
 from service.sitemaps.stopping import EXIT_CODE, Stopped, sigterm_raises_stopped, stops_held
 from service.sitemaps.writer import Limits, write_sections
 from tests.conftest import S3Server
-from tests.container.engine import REPORT
+from tests.container.conftest import ClusterApi
+from tests.container.engine import HOST_LOOPBACK, REPORT, Build, tool
+from tests.container.pod import PodContainer, Running, start
 from tests.container.stop_job import MARK
 from tests.container.stop_points import Lines, Traced, in_files, in_functions, sigterm_at_line
 from tests.sitemaps.conftest import FakeKube, _served
@@ -298,3 +310,218 @@ def test_a_stop_at_any_line_of_publishing_leaves_the_ingress_whole(
     traced = [in_files("publisher.py", "stopping.py"), in_functions("storage.py", "upload")]
     lines = _sweep(traced, run, reset, check)
     REPORT["stops at every line of publishing"] = f"{lines} lines"
+
+
+# The container sweep: the CronJob's command on a SQLite source big enough that its worker
+# process starts (after one full file of 50,000 URLs) and that it uploads several files.
+SWEEP_ROWS = 120_000
+QUERY = "SELECT loc, lastmod FROM items ORDER BY id"
+
+
+@dataclass(frozen=True)
+class Moment:
+    """When the sweep sends SIGTERM: `delay` seconds after `event` was seen from outside."""
+
+    event: str
+    delay: float
+
+
+# Events, in the order a run meets them (see `_seen`).
+EVENTS = ("handler", "ingress read", "worker", "bucket", "switch read")
+SWEEP = [
+    *(Moment("handler", d) for d in (0.0, 0.03, 0.08, 0.15, 0.25, 0.4, 0.6)),
+    *(Moment("ingress read", d) for d in (0.0, 0.05, 0.15, 0.3)),
+    *(Moment("worker", d) for d in (0.0, 0.03, 0.1, 0.2, 0.4)),
+    *(Moment("bucket", d) for d in (0.0, 0.02, 0.05)),
+    Moment("switch read", 0.0),
+]
+# Where a run was when the signal went, from what was seen then; the sweep must meet each.
+PHASES = ("starting", "generating", "worker running", "uploading", "switching")
+
+
+@dataclass
+class Job:
+    """One run of the job's container, watched from the host."""
+
+    running: Running
+    pid: int  # its PID 1, as the host sees it
+    kube: FakeKube
+    client: Minio
+
+    def catches_sigterm(self) -> bool:
+        """Whether PID 1 has a SIGTERM handler: before it has one, the kernel drops SIGTERM."""
+        try:
+            status = Path(f"/proc/{self.pid}/status").read_text()
+        except OSError:  # it has ended
+            return False
+        caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+        return bool(int(caught.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+
+    def worker_running(self) -> bool:
+        """Whether the job's worker process runs (a child started by multiprocessing's spawn)."""
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                command = (stat.parent / "cmdline").read_bytes()
+            except (OSError, IndexError, ValueError):
+                continue
+            if parent == self.pid and b"spawn_main" in command:
+                return True
+        return False
+
+    def has_bucket(self) -> bool:
+        return any(is_generation(b.name) for b in self.client.list_buckets())
+
+    def seen(self, event: str) -> bool:
+        if event == "handler":
+            return self.catches_sigterm()
+        if event == "ingress read":
+            return self.kube.arrived >= 1
+        if event == "worker":
+            return self.worker_running()
+        if event == "bucket":
+            return self.has_bucket()
+        return self.kube.arrived >= 2  # the switch's read, which the stand-in holds
+
+    def phase(self) -> str:
+        if self.kube.arrived >= 2:
+            return "switching"
+        if self.has_bucket():
+            return "uploading"
+        if self.worker_running():
+            return "worker running"
+        return "generating" if self.kube.arrived else "starting"
+
+    def exited(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while Path(f"/proc/{self.pid}").exists():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
+
+def _settle(fake: FakeKube) -> None:
+    """Wait until the stand-in has answered every request that reached it (a released one
+    is listed only once answered, and would count towards the next run's hold)."""
+    deadline = time.monotonic() + 30
+    while len(fake.requests) < fake.arrived:
+        assert time.monotonic() < deadline, "the API stand-in still holds a request"
+        time.sleep(0.01)
+
+
+def _catalog(directory: Path) -> Path:
+    directory.mkdir(mode=0o755)
+    with sqlite3.connect(directory / "catalog.db") as db:
+        db.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, loc TEXT, lastmod TEXT)")
+        db.executemany(
+            "INSERT INTO items (loc, lastmod) VALUES (?, ?)",
+            ((f"https://shop.test/item/{n}", "2026-11-01") for n in range(SWEEP_ROWS)),
+        )
+    db.close()
+    (directory / "catalog.db").chmod(0o644)
+    return directory
+
+
+def _stop_job_at(
+    moment: Moment,
+    spec: PodContainer,
+    image: str,
+    server: S3Server,
+    cluster_api: ClusterApi,
+    data: Path,
+    client: Minio,
+    started: list[Running],
+) -> str:
+    """Run the job, send SIGTERM at `moment` as the kubelet does, check the stop; its phase."""
+    fake = cluster_api.fake
+    before = fake.ingress()
+    command = [
+        *spec.container["command"],
+        *("--source", "sql", "--database-url", "sqlite:////data/catalog.db", "--query", QUERY),
+    ]
+    overrides = {
+        "MINIO_ENDPOINT": f"{HOST_LOOPBACK}:{server.port}",
+        "MINIO_ACCESS_KEY": server.access_key,
+        "MINIO_SECRET_KEY": server.secret_key,
+        "KUBERNETES_SERVICE_HOST": HOST_LOOPBACK,
+        "KUBERNETES_SERVICE_PORT": str(cluster_api.port),
+    }
+    running = start(
+        spec,
+        image,
+        overrides,
+        cluster_api.account,
+        extra_mounts={data: "/data:ro"},
+        command=command,
+    )
+    started.append(running)
+    job = Job(running, int(running.state()["Pid"]), fake, client)
+    deadline = time.monotonic() + 120
+    while not job.seen(moment.event):
+        assert time.monotonic() < deadline, f"{moment.event} never came:\n{running.logs()}"
+        assert Path(f"/proc/{job.pid}").exists(), f"the job ended early:\n{running.logs()}"
+        time.sleep(0.005)
+    time.sleep(moment.delay)
+    phase = job.phase()
+    os.kill(job.pid, signal.SIGTERM)  # what the runtime does first when the kubelet stops a pod
+    if not job.exited(spec.grace_seconds):
+        tool("podman", "kill", "--signal", "KILL", running.name, check=False)  # grace is over
+    code = running.wait(30)
+    logs = running.logs()
+    assert code == EXIT_CODE, f"{moment} ({phase}): exit {code}\n{logs}"
+    assert running.stderr_lines()[-1] == stopped_line("publish"), f"{moment} ({phase})\n{logs}"
+    assert "Traceback" not in logs, f"{moment} ({phase})\n{logs}"
+    assert fake.ingress() == before, f"{moment} ({phase}): the Ingress changed"
+    assert {verb for verb, _ in fake.requests} <= {"get"}, fake.requests
+    return phase
+
+
+def test_sigterm_sweep_through_the_jobs_first_seconds(
+    built: Build,
+    job_spec: PodContainer,
+    own_s3_server: S3Server,
+    cluster_api: ClusterApi,
+    tmp_path: Path,
+) -> None:
+    """SIGTERM at moments from the job's first line to its switch, one run of the image each.
+
+    The API stand-in holds the switch's read, so that no run switches the Ingress and every
+    one of them ends by its stop; each stopped run's bucket is an orphan, removed before the
+    next run (in the cluster, the next publish removes it).
+    """
+    fake = cluster_api.fake
+    fake.hold_after = 1  # the job's first read is answered; the switch's read waits
+    client = Minio(
+        own_s3_server.endpoint,
+        own_s3_server.access_key,
+        own_s3_server.secret_key,
+        secure=False,
+    )
+    data = _catalog(tmp_path / "data")
+    started: list[Running] = []
+    phases: dict[str, int] = {}
+    began = time.monotonic()
+    try:
+        for moment in SWEEP:
+            phase = _stop_job_at(
+                moment, job_spec, built.image, own_s3_server, cluster_api, data, client, started
+            )
+            phases[phase] = phases.get(phase, 0) + 1
+            fake.released.set()  # the held read of the stopped run ends
+            started.pop().remove()
+            _settle(fake)
+            for name in storage.generations(client):
+                storage.delete_bucket(client, name)
+            fake.released.clear()
+            fake.arrived = 0
+            fake.requests.clear()
+    finally:
+        fake.released.set()
+        for running in started:
+            running.remove()
+    REPORT["SIGTERM sweep of the job"] = (
+        f"{len(SWEEP)} runs in {time.monotonic() - began:.0f} s; stopped while "
+        + ", ".join(f"{phase} {phases.get(phase, 0)}" for phase in PHASES)
+    )
+    assert set(phases) == set(PHASES), phases
