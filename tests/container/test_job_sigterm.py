@@ -4,8 +4,10 @@ Three kinds of stop:
 - at exact points, on the host: stop_job.py wraps one call of the job and sends the signal
   there (while its modules load, just after a gzip task started, while its worker process
   starts, ...);
-- at every line of the code that starts threads and worker processes, in this process
-  (stop_points.py), checking that no thread or process is left that would hold the exit;
+- at every line of the writer and of the publisher in turn, in this process (stop_points.py),
+  checking that no thread or process is left that would hold the exit (the order of the lines
+  where a worker process shares the work depends on its timing, so that path is stopped at
+  the exact points above instead);
 - at moments through the first seconds of the CronJob's own command in its container, each
   placed after an event seen from outside the container (the job's SIGTERM handler in place,
   its first Kubernetes read, its worker process, its generation's bucket, the switch's read).
@@ -27,7 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -200,8 +202,8 @@ class AfterStop:
 
     lines: Lines
     stopped: bool
-    threads: list[str] = field(default_factory=list)
-    processes: list[str] = field(default_factory=list)
+    threads: list[str]
+    processes: list[str]
 
 
 def _stop_at_line(line: int | None, traced: list[Traced], run: Callable[[], object]) -> AfterStop:
@@ -229,8 +231,8 @@ def _stop_at_line(line: int | None, traced: list[Traced], run: Callable[[], obje
     )
 
 
-def _rows(count: int, start: int = 0) -> list[Row]:
-    return [(f"https://img.example.test/processed/{i:064x}", None) for i in range(start, count)]
+def _rows(count: int) -> list[Row]:
+    return [(f"https://img.example.test/processed/{i:064x}", None) for i in range(count)]
 
 
 def _sweep(
