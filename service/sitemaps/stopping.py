@@ -21,12 +21,14 @@ class Stopped(BaseException):
 
 _held = 0  # how many holds are on: `stops_held` blocks, and the hold from the start
 _pending = False  # a SIGTERM came while one was on
+_received = False  # a SIGTERM came since `sigterm_raises_stopped` began (or before, held)
 _held_from_start = False  # `hold_stops_from_start` holds until `sigterm_raises_stopped` begins
 _handler_before_start: Handler = signal.SIG_DFL
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
-    global _pending
+    global _pending, _received
+    _received = True
     # One stop is enough: a second SIGTERM must not interrupt the clean-up the first started.
     # A handler that does nothing rather than SIG_IGN: a worker process started while this
     # stop is held would inherit SIG_IGN through exec and then outlive its terminate().
@@ -87,7 +89,7 @@ def sigterm_raises_stopped() -> Iterator[None]:
     As PID 1 of a container, a process without a handler never dies of SIGTERM (the kernel
     drops signals whose action is the default), so a stopped Job would wait for SIGKILL.
     """
-    global _held_from_start
+    global _held_from_start, _received
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread may handle signals (e.g. main() called from a test thread)
         return
@@ -97,5 +99,13 @@ def sigterm_raises_stopped() -> Iterator[None]:
         if held_from_start:
             _release()  # a SIGTERM that came while the job started raises here
         yield
+    except Exception as error:
+        # Stopped can come out as another exception: Python 3.11 wraps whatever a
+        # __set_name__ raises in a RuntimeError (a stop while a module defines a class), and
+        # a library may re-raise what it caught. Once a SIGTERM has come, it is the reason.
+        if _received:
+            raise Stopped from error
+        raise
     finally:
+        _received = False
         signal.signal(signal.SIGTERM, previous)

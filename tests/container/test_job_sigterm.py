@@ -196,6 +196,18 @@ def test_a_stop_during_a_step_that_must_not_be_cut_waits_for_its_end() -> None:
     assert steps == ["finished the step"]
 
 
+def test_a_stop_that_comes_out_as_another_error_is_still_a_stop() -> None:
+    """A SIGTERM while a module defines a class: Python 3.11 turns what a __set_name__ raises
+    into a RuntimeError, and the job imports minio, lightkube and more after it has started."""
+
+    class Described:
+        def __set_name__(self, owner: type, name: str) -> None:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(Stopped), sigterm_raises_stopped():
+        type("Defined", (), {"field": Described()})
+
+
 @dataclass
 class AfterStop:
     """What a run stopped at one line left: whether it raised Stopped, threads, processes."""
