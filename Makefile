@@ -3,7 +3,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: deploy test run check reference lint format sync sync-run sync-infra fuzz faults load bench xsd gateway-api clean
+.PHONY: deploy test run check reference lint format sync sync-run sync-infra policy fuzz faults load bench xsd gateway-api clean
 
 # The prerequisites are checked before anything is installed.
 deploy:
@@ -13,7 +13,7 @@ deploy:
 
 # On every core (pytest-xdist): most tests wait on servers they started. Which tests share a
 # worker is decided in tests/conftest.py.
-test: sync xsd gateway-api
+test: sync policy xsd gateway-api
 	scripts/check-system.sh
 	.venv/bin/pytest --numprocesses auto --dist loadscope
 
@@ -78,6 +78,11 @@ clean:
 	rm -rf build .pytest_cache .ruff_cache .mypy_cache .hypothesis
 	find . \( -path ./.venv -o -path ./.tools -o -path ./.git \) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
 	python3 -m tests.container.clean
+
+# The policy pack's own locked dependencies into policy/.venv, apart from the program's: it pins
+# protobuf 5, the program's lock protobuf 6. `pulumi preview --policy-pack policy` runs it from there.
+policy: $(UV)
+	$(UV) sync --frozen --project policy
 
 # The sitemaps.org schema the sitemap tests validate against, from npm (skipped without npm).
 xsd:

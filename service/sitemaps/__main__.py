@@ -1,8 +1,13 @@
 """Entry point of `python -m service.sitemaps generate|publish|rollback|status`."""
 
-import sys
+# Before the imports that take a moment: from here on a SIGTERM is not lost (see stopping.py).
+from service.sitemaps.stopping import hold_stops_from_start
 
-from service.sitemaps.errors import VENV_HINT
+hold_stops_from_start()
+
+import sys  # noqa: E402
+
+from service.sitemaps.errors import VENV_HINT  # noqa: E402
 
 try:
     from service.sitemaps.cli import main

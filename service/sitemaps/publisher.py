@@ -58,7 +58,9 @@ class Publisher:
         bucket = new_bucket_name()
         with storage.refusals(self.client):
             self.heal(state)
-        with tempfile.TemporaryDirectory(prefix="sitemaps-") as workdir:
+        # A failure to remove the local files must not hide why the run ended (a stop, an
+        # error); they are in the pod's scratch volume, which goes with the pod.
+        with tempfile.TemporaryDirectory(prefix="sitemaps-", ignore_cleanup_errors=True) as workdir:
             try:
                 generation = self.generate(sections, Path(workdir), base_url, limits)
             except EmptySourceError:

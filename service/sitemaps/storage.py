@@ -98,8 +98,12 @@ def upload(
         if on_file is not None:
             on_file()
 
-    with ThreadPoolExecutor(workers, thread_name_prefix="upload") as pool:
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="upload")
+    try:
         list(pool.map(put, range(len(generation.files))))
+    finally:
+        # After a failure or a stop, the uploads not yet begun are dropped, not waited for.
+        pool.shutdown(cancel_futures=True)
 
 
 def make_public(client: Minio, bucket: str) -> None:

@@ -9,6 +9,7 @@ import logging
 import multiprocessing
 import queue
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
@@ -38,6 +39,10 @@ MAX_INDEX_ENTRIES = 50_000
 # the reader and must not become the slowest stage.
 GZIP_LEVEL = 1
 _QUEUE_DEPTH = 4
+# How long a worker process has to exit once it is done or told to stop.
+_WORKER_EXIT_SECONDS = 5.0
+# How often a gzip thread waiting for its next chunk checks that its feeder still runs.
+_FEEDER_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -78,12 +83,16 @@ class EmptySourceError(SitemapError):
 class _OpenFile:
     """A sitemap file being written; a worker thread gzips its chunks in order."""
 
-    def __init__(self, pool: ThreadPoolExecutor, path: Path, level: int) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
         self.urls = 0
         self.bytes = len(URLSET_HEAD)
         self._chunks: queue.Queue[bytes | None] = queue.Queue(_QUEUE_DEPTH)
-        self._done: Future[int] = pool.submit(_compress, path, self._chunks, level)
+        self._done: Future[int] | None = None
+
+    def start(self, pool: ThreadPoolExecutor, level: int, feeder: threading.Thread) -> None:
+        """Start the file's gzip task and write the head."""
+        self._done = pool.submit(_compress, self.path, self._chunks, level, feeder)
         self._put(URLSET_HEAD.encode())
 
     def write(self, data: bytes, urls: int) -> None:
@@ -92,6 +101,7 @@ class _OpenFile:
         self._put(data)
 
     def close(self) -> Future[int]:
+        assert self._done is not None, "close() of a file that was never started"
         self._put(URLSET_TAIL.encode())
         self._put(None)
         return self._done
@@ -112,17 +122,35 @@ class _OpenFile:
                 self._chunks.put(chunk, timeout=0.2)
                 return
             except queue.Full:
-                if self._done.done():
+                if self._done is not None and self._done.done():
                     self._done.result()
                     raise SitemapError(f"compressing {self.path.name} stopped early") from None
 
 
-def _compress(path: Path, chunks: queue.Queue[bytes | None], level: int) -> int:
+def _compress(
+    path: Path, chunks: queue.Queue[bytes | None], level: int, feeder: threading.Thread
+) -> int:
     with path.open("wb") as raw:
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=level, mtime=0) as gz:
-            while (chunk := chunks.get()) is not None:
+            while (chunk := _next_chunk(chunks, feeder)) is not None:
                 gz.write(chunk)
         return raw.tell()
+
+
+def _next_chunk(chunks: queue.Queue[bytes | None], feeder: threading.Thread) -> bytes | None:
+    """The next chunk, or None at the end of the file.
+
+    The wait gives up once the thread that feeds the queue has ended: a stop that lands before
+    the writer can abandon its files must not leave this thread waiting, since the interpreter
+    joins the pool's threads at exit. (The main thread counts as ended once the interpreter
+    begins to exit, before it joins the other threads.)
+    """
+    while True:
+        try:
+            return chunks.get(timeout=_FEEDER_POLL_SECONDS)
+        except queue.Empty:
+            if not feeder.is_alive():
+                raise SitemapError("the thread writing the file ended without closing it") from None
 
 
 class SitemapWriter:
@@ -141,6 +169,7 @@ class SitemapWriter:
         self.level = level
         self.prefix = prefix
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="gzip")
+        self._feeder = threading.current_thread()
         self._current: _OpenFile | None = None
         self._closed: list[tuple[Path, int, Future[int]]] = []
         if limits.max_bytes < len(URLSET_HEAD) + len(URLSET_TAIL) + 1 or limits.max_urls < 1:
@@ -179,21 +208,28 @@ class SitemapWriter:
         return files
 
     def abort(self) -> None:
-        """Stop the workers after a failure, once each has closed its file (partial files
-        stay behind; `write_sections` removes them)."""
+        """Stop the gzip tasks after a failure or a stop, and wait for them to end (each is
+        at most a few chunks from its end), so that no file is still being written when the
+        caller removes it; partial files stay behind (`write_sections` removes them)."""
         if self._current is not None:
             self._current.abandon()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    # A stop (see stopping.py) may raise at any line: a file is the current one from before its
+    # gzip task starts until it is closed and listed, so that `abort` always reaches its task.
+
     def _open(self) -> _OpenFile:
         name = f"{self.prefix}{len(self._closed) + 1:05d}.xml.gz"
-        self._current = _OpenFile(self._pool, self.out_dir / name, self.level)
-        return self._current
+        opened = _OpenFile(self.out_dir / name)
+        self._current = opened
+        opened.start(self._pool, self.level, self._feeder)
+        return opened
 
     def _close(self) -> None:
-        current, self._current = self._current, None
+        current = self._current
         if current is not None:
             self._closed.append((current.path, current.urls, current.close()))
+        self._current = None
 
 
 def write_index(
@@ -412,14 +448,16 @@ def _write_split(
             if position == stop:
                 break
             if worker is None and position >= limits.max_urls:
-                worker = context.Process(
-                    target=_worker,
-                    args=(tail, out_dir, limits, done, worker_end, where),
-                    name="sitemaps-worker",
-                    daemon=True,
-                )
+                # Held, so that `worker` names a started process or none at all.
                 with stops_held():
-                    worker.start()
+                    started = context.Process(
+                        target=_worker,
+                        args=(tail, out_dir, limits, done, worker_end, where),
+                        name="sitemaps-worker",
+                        daemon=True,
+                    )
+                    started.start()
+                    worker = started
                 worker_end.close()  # so that a dead worker reads as EOF here
             elif worker is not None and stop < 0 and channel.poll():
                 stop = _split_point(position, _answer(channel, int), limits.max_urls)
@@ -438,9 +476,7 @@ def _write_split(
         channel.close()
         worker_end.close()
         if worker is not None:
-            if worker.is_alive():
-                worker.terminate()
-            worker.join()
+            _end(worker)
     renamed = []
     for number, file in enumerate(files, start=1):
         path = out_dir / f"{prefix}{number:05d}.xml.gz"
@@ -448,6 +484,16 @@ def _write_split(
             file.path.rename(path)
         renamed.append(replace(file, name=path.name, path=path))
     return renamed
+
+
+def _end(worker: BaseProcess) -> None:
+    """Wait for the worker to exit; stop it first if it still runs (a failure or a stop)."""
+    if worker.is_alive():
+        worker.terminate()
+    worker.join(_WORKER_EXIT_SECONDS)
+    if worker.is_alive():  # SIGTERM is only a request; SIGKILL is not
+        worker.kill()
+        worker.join(_WORKER_EXIT_SECONDS)
 
 
 def _split_point(position: int, count: int, multiple: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -16,7 +17,12 @@ from tests.container.labels import MADE_BY_TESTS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINERS_CONF = Path(__file__).with_name("containers.conf")
-IMAGE = "localhost/kube-image-processing:container-test"
+# One tag per checkout: several checkouts on one machine (worktrees) build and run their own
+# image, never one that another checkout's test has just built under the same name.
+IMAGE = (
+    "localhost/kube-image-processing:container-test-"
+    + hashlib.sha256(str(ROOT).encode()).hexdigest()[:12]
+)
 BASE = "python:3.11-slim-bookworm"
 TOOLS = ("buildah", "podman", "runc", "slirp4netns", "debootstrap", "openssl")
 # Inside a container on slirp4netns with allow_host_loopback, this address is the host's

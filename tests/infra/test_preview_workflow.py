@@ -43,3 +43,27 @@ def test_every_step_after_the_secret_check_waits_for_the_secrets() -> None:
     assert 'echo "ready=false" >> "$GITHUB_OUTPUT"' in check["run"]
     for step in rest:
         assert step.get("if") == READY, step
+
+
+POLICY_SYNC = "uv sync --frozen --project policy"
+
+
+def test_the_preview_runs_the_policy_pack_from_its_own_locked_virtualenv() -> None:
+    """`pulumi preview --policy-pack policy`, after installing what policy/uv.lock pins.
+
+    Pulumi runs a Python pack with the interpreter of the virtualenv its PulumiPolicy.yaml
+    names; `uv sync --project policy` installs into that project's .venv, the same one.
+    """
+    steps = _job()["steps"]
+    install = next(i for i, step in enumerate(steps) if step.get("run") == POLICY_SYNC)
+    preview = next(
+        i for i, step in enumerate(steps) if (step.get("with") or {}).get("command") == "preview"
+    )
+    assert install < preview
+    assert steps[preview]["with"]["policyPacks"] == "policy"
+    pack = yaml.safe_load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())
+    assert pack["runtime"]["name"] == "python"
+    assert pack["runtime"]["options"] == {"toolchain": "uv", "virtualenv": ".venv"}
+    assert (ROOT / "policy" / "uv.lock").is_file()
+    # `make policy` installs it the same way.
+    assert f"$(UV) {POLICY_SYNC.removeprefix('uv ')}" in (ROOT / "Makefile").read_text()

@@ -59,6 +59,8 @@ class FakeKube:
     # Requests past this many wait until `released` is set, or HOLD_SECONDS (None: none wait).
     hold_after: int | None = None
     released: threading.Event = field(default_factory=threading.Event)
+    # Requests that reached the server, held ones included (`requests` lists them once answered).
+    arrived: int = 0
 
     def ingress(self) -> dict[str, object]:
         return {
@@ -96,6 +98,7 @@ class FakeKube:
         self, verb: str, path: str, content_type: str, body: bytes, authorization: str = ""
     ) -> tuple[int, dict[str, object]]:
         with self.lock:
+            self.arrived += 1
             held = self.hold_after is not None and len(self.requests) >= self.hold_after
         if held:
             self.released.wait(HOLD_SECONDS)
