@@ -46,6 +46,7 @@ ELSEWHERE = (
     (r"^make test\b", "is this test suite"),
     (r"^make run\b", "tests/test_make_run.py runs it"),
     (r"^make check\b", "tests/infra/test_check.py runs it"),
+    (r"^make policy\b", "make test runs it before the tests (tests/infra/policy_probe.py uses it)"),
     (r"^buildah build\b", "tests/container builds the image this way"),
     (
         r"^\.venv/bin/python -m service\.sitemaps\b",
