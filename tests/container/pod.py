@@ -59,6 +59,7 @@ NOT_RUN = {
     "serviceAccountName": "RBAC is the Kubernetes API stand-in's part",
     "restartPolicy": "each container runs once; nothing restarts it",
     "requests": "they only place the pod; there is no scheduler here",
+    "topologySpreadConstraints": "they only place the pods; there is no scheduler here",
 }
 RUN = {
     "container": {
@@ -72,6 +73,7 @@ RUN = {
         "volumeMounts",
         "securityContext",
         "resources",
+        "lifecycle",
     },
     "pod": {"containers", "volumes", "securityContext", "terminationGracePeriodSeconds"},
     "securityContext": {
@@ -163,6 +165,13 @@ class PodContainer:
     @property
     def grace_seconds(self) -> int:
         return int(self.pod_spec.get("terminationGracePeriodSeconds", DEFAULT_GRACE_SECONDS))
+
+    @property
+    def pre_stop_seconds(self) -> int:
+        """The preStop hook's sleep; the only hook this runs, as the kubelet does, before SIGTERM."""
+        hook = (self.container.get("lifecycle") or {}).get("preStop") or {}
+        assert set(hook) <= {"sleep"}, f"pod.py runs only a preStop sleep, not {sorted(hook)}"
+        return int(hook.get("sleep", {}).get("seconds", 0))
 
     def env(self) -> dict[str, str]:
         """The container's env as the kubelet resolves it."""
@@ -344,9 +353,12 @@ class Running:
         return completed.stderr.strip().splitlines()
 
     def stop(self) -> tuple[int, float]:
-        """SIGTERM, then SIGKILL after the grace period, as the kubelet does; exit code, seconds."""
+        """As the kubelet stops a container: its preStop sleep, then SIGTERM, then SIGKILL when
+        the grace period (which the hook's time counts towards) is over; exit code, seconds."""
         started = time.monotonic()
-        tool("podman", "stop", f"--time={self.spec.grace_seconds}", self.name, timeout=120)
+        time.sleep(self.spec.pre_stop_seconds)  # the container serves on meanwhile
+        left = max(0, self.spec.grace_seconds - self.spec.pre_stop_seconds)
+        tool("podman", "stop", f"--time={left}", self.name, timeout=left + 60)
         return int(self.state()["ExitCode"]), time.monotonic() - started
 
     def wait(self, timeout: float) -> int:

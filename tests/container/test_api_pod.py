@@ -142,6 +142,20 @@ def test_sigterm_drains_and_exits_zero(api: Running, origin: ThreadingHTTPServer
     assert api.written() == []
 
 
+def test_a_stopping_pod_serves_through_its_drain(api: Running) -> None:
+    """While the preStop sleep runs (endpoints being removed), new requests still get answers."""
+    assert api.spec.pre_stop_seconds >= 1
+    stopped: list[tuple[int, float]] = []
+    stopping = threading.Thread(target=lambda: stopped.append(api.stop()))
+    stopping.start()
+    time.sleep(api.spec.pre_stop_seconds / 2)
+    assert _call(api, "GET", "/readyz").status == 200
+    stopping.join(api.spec.grace_seconds + 60)
+    code, seconds = stopped[0]
+    assert code == 0, api.logs()
+    assert api.spec.pre_stop_seconds <= seconds < api.spec.grace_seconds
+
+
 def test_root_file_system_is_read_only(api: Running) -> None:
     for path in ("/app/written", "/opt/venv/written", "/etc/written"):
         completed = api.exec("sh", "-c", f"echo x > {path}")
