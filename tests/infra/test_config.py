@@ -443,3 +443,39 @@ def test_hostile_values_from_the_engine_are_one_line(text: str, message: str) ->
     assert error["type"] == "ConfigError", done.stdout + done.stderr
     assert error["message"].startswith(message), error["message"]
     assert "\n" not in error["message"]
+
+
+def test_a_partial_object_keeps_the_other_defaults_of_its_component() -> None:
+    """Setting only api.resources.limits.memory keeps the API's other requests and limits."""
+    config = parse_stack_config(
+        {"api": {"host": "images.example.test", "resources": {"limits": {"memory": "1Gi"}}}}, {}
+    )
+    resources = config.api.resources
+    assert resources.limits.memory == "1Gi"
+    assert (resources.limits.cpu, resources.requests.cpu, resources.requests.memory) == (
+        "1",
+        "100m",
+        "256Mi",
+    )
+    minio = parse_stack_config(
+        {
+            "api": {"host": "images.example.test"},
+            "minio": {"resources": {"requests": {"cpu": "2"}}},
+        },
+        {},
+    ).minio.resources
+    assert (minio.requests.cpu, minio.requests.memory, minio.limits.memory) == (
+        "250m",
+        "768Mi",
+        "1Gi",
+    )
+
+
+def test_secrets_stay_out_of_the_config_repr() -> None:
+    secret = "never-print-this-password-7f2a"
+    config = parse_stack_config(
+        {"api": {"host": "images.example.test"}}, {"minioRootPassword": secret}
+    )
+    assert secret not in repr(config)
+    assert secret not in str(config.model_dump())
+    assert config.secret("minioRootPassword") == secret
