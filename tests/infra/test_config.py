@@ -460,7 +460,7 @@ def test_a_partial_object_keeps_the_other_defaults_of_its_component() -> None:
     minio = parse_stack_config(
         {
             "api": {"host": "images.example.test"},
-            "minio": {"resources": {"requests": {"cpu": "2"}}},
+            "minio": {"resources": {"requests": {"memory": "768Mi"}}},
         },
         {},
     ).minio.resources
