@@ -46,9 +46,18 @@ def test_new_names_win_over_legacy_ones() -> None:
         ({**BASE, "INCOMING_BUCKET": "Bad_Bucket"}, "INCOMING_BUCKET must be a valid S3 bucket"),
         ({**BASE, "PROCESSED_BUCKET": "ab"}, "PROCESSED_BUCKET must be a valid S3 bucket"),
         ({**BASE, "PROCESSED_BUCKET": "-images"}, "PROCESSED_BUCKET must be a valid S3 bucket"),
-        ({**BASE, "PROCESSED_BUCKET": "my..images"}, "PROCESSED_BUCKET must be a valid S3 bucket"),
-        ({**BASE, "PROCESSED_BUCKET": "192.168.5.4"}, "PROCESSED_BUCKET must be a valid S3 bucket"),
-        ({**BASE, "PROCESSED_BUCKET": "xn--images"}, "PROCESSED_BUCKET must be a valid S3 bucket"),
+        (
+            {**BASE, "PROCESSED_BUCKET": "my..images"},
+            "PROCESSED_BUCKET must not hold '..', be an IP",
+        ),
+        (
+            {**BASE, "PROCESSED_BUCKET": "192.168.5.4"},
+            "PROCESSED_BUCKET must not hold '..', be an IP",
+        ),
+        (
+            {**BASE, "PROCESSED_BUCKET": "xn--images"},
+            "PROCESSED_BUCKET must not hold '..', be an IP",
+        ),
         ({**BASE, "WEB_CONCURRENCY": "65"}, "WEB_CONCURRENCY must be an integer from 1 to 64"),
     ],
 )
