@@ -31,7 +31,8 @@ from PIL import Image, ImageChops, ImageDraw, ImageFilter, features
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.imaging import PNG_DEFLATE, WEBP_PHOTO, check, greyscale
+from service.imaging import WEBP_LOSSY, check, greyscale
+from service.pngwrite import DEFLATE as PNG_DEFLATE
 
 # Not whatever `convert` is first on PATH: only the real ImageMagick binary is a fair baseline.
 CONVERT = Path("/usr/bin/convert")
@@ -259,7 +260,7 @@ def true_grey(data: bytes) -> bool:
 
 
 def webp(images: dict[str, Image.Image], runs: int) -> None:
-    print(f"\nWebP from lossy inputs: ours {WEBP_PHOTO} against the lossy q90 m4 output of before")
+    print(f"\nWebP from lossy inputs: ours {WEBP_LOSSY} against the lossy q90 m4 output of before")
     header = (
         f"{'image':<19}{'ours B':>10}{'ours ms':>9}{'grey':>6}{'lossy B':>10}{'lossy ms':>9}"
         f"{'grey':>6}"
