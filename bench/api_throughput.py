@@ -29,6 +29,7 @@ The machine is shared: compare the ratios of one run, not absolute figures acros
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -213,9 +214,9 @@ def repeat_paths(paths: list[str], seed: int) -> Callable[[], str | None]:
     return take
 
 
-def _photo(number: int) -> Image.Image:
-    """A photo-like 800x600 image, as bench/harness.py makes them, numbered."""
-    base = Image.merge(
+@functools.cache
+def _photo_base() -> Image.Image:
+    return Image.merge(
         "RGB",
         (
             Image.linear_gradient("L").resize((800, 600)),
@@ -223,8 +224,18 @@ def _photo(number: int) -> Image.Image:
             Image.effect_noise((800, 600), 40),
         ),
     )
-    image = base.rotate(number % 360)
-    ImageDraw.Draw(image).text((10 + number % 700, 10), f"image {number}", fill=(255, 0, 0))
+
+
+@functools.cache
+def _palette_base() -> Image.Image:
+    return _photo_base().quantize(256)
+
+
+def _photo(number: int, mode: str = "RGB") -> Image.Image:
+    """A photo-like 800x600 image, as bench/harness.py makes them, numbered; "P" for GIFs
+    (quantised once: Pillow takes seconds to quantise each)."""
+    image = (_palette_base() if mode == "P" else _photo_base()).rotate(number % 360)
+    ImageDraw.Draw(image).text((10 + number % 700, 10), f"image {number}", fill=255)
     return image
 
 
@@ -237,13 +248,19 @@ def _graphics(number: int, width: int, height: int) -> Image.Image:
     return image
 
 
+# Inputs are saved as their authors' tools would; the PNGs at zlib level 1, since Pillow's
+# default level takes seconds per noisy photo here and the level changes nothing the
+# conversion does.
 FORMATS: dict[str, tuple[str, Callable[[int], tuple[Image.Image, str, dict[str, object]]]]] = {
     "jpeg": ("image/jpeg", lambda n: (_photo(n), "JPEG", {"quality": 85})),
-    "png-photo": ("image/png", lambda n: (_photo(n), "PNG", {})),
-    "png-screenshot": ("image/png", lambda n: (_graphics(1, 2000, 1500), "PNG", {})),
+    "png-photo": ("image/png", lambda n: (_photo(n), "PNG", {"compress_level": 1})),
+    "png-screenshot": (
+        "image/png",
+        lambda n: (_graphics(1, 2000, 1500), "PNG", {"compress_level": 1}),
+    ),
     "webp-lossy": ("image/webp", lambda n: (_photo(n), "WEBP", {"quality": 80})),
     "webp-lossless": ("image/webp", lambda n: (_graphics(n, 800, 600), "WEBP", {"lossless": True})),
-    "gif": ("image/gif", lambda n: (_photo(n), "GIF", {})),
+    "gif": ("image/gif", lambda n: (_photo(n, "P"), "GIF", {})),
 }
 
 
@@ -418,7 +435,8 @@ def main() -> None:
             images[fmt] = [data for batch in pool.map(_batch, jobs) for data in batch]
             made = images[fmt]
             print(
-                f"{fmt}: {len(made)} distinct images, {sum(map(len, made)) / len(made) / 1e3:.0f} kB avg"
+                f"{fmt}: {len(made)} distinct images, {sum(map(len, made)) / len(made) / 1e3:.0f} kB avg",
+                flush=True,
             )
     print(f"made in {time.perf_counter() - started:.0f}s")
 

@@ -19,7 +19,7 @@ MAX_FRAMES = 1000
 FULL_CHECK_PIXELS = 2_000_000
 # Greyscale PNGs that Pillow writes itself (palettes, 16 bits, a transparent colour, and
 # interlaced or turned images) follow service.pngwrite's rule for the whole image: level 1,
-# or level 6 where a sample of the first rows comes out at least 8% smaller with it.
+# or level 6 where a sample of rows spread over the image comes out 8% smaller with it.
 # Animations keep level 1.
 PNG_COMPRESS_LEVEL = 1
 PNG_THOROUGH_LEVEL = 6
@@ -29,12 +29,12 @@ PNG_SAMPLE_BYTES = 64 * 1024
 # quality 75 to 95, and it decodes within 1 of true grey (libwebp's YUV to RGB arithmetic
 # turns some grey levels into R = B = G + 1). A lossless input comes out lossless and
 # exactly grey; method 0 takes a fifth less memory than method 1 on noisy images.
+WEBP_LOSSY = {"quality": 75, "method": 2}
+WEBP_LOSSLESS = {"lossless": True, "method": 0, "quality": 50, "exact": True}
 # WebPs of more pixels than this are decoded by libvips: 12.8 bytes per pixel at the peak of
 # a conversion against 16.4 for Pillow's decode alone (9 MP), but twice Pillow's time (24 ms
 # against 10 ms for an 800x600 photo).
 WEBP_LIBVIPS_ABOVE_PIXELS = 2_000_000
-WEBP_LOSSY = {"quality": 75, "method": 2}
-WEBP_LOSSLESS = {"lossless": True, "method": 0, "quality": 50, "exact": True}
 # Greyscale for each mode that libvips hands out.
 GREY_OF = {"L": "L", "LA": "LA", "RGB": "L", "RGBA": "LA"}
 _GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N"})
