@@ -3,7 +3,7 @@ UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 
-.PHONY: deploy test run lint format sync fuzz faults load bench xsd gateway-api
+.PHONY: deploy test run check reference lint format sync fuzz faults load bench xsd gateway-api
 
 # The prerequisites are checked before anything is installed.
 deploy:
@@ -19,6 +19,15 @@ test: sync xsd gateway-api
 # ARGS='--sitemaps' also converts the samples and writes their sitemaps; ARGS='--port 8090'.
 run: sync
 	.venv/bin/python scripts/run_local.py $(ARGS)
+
+# Checks a stack file as `pulumi up` would read it, without a cluster (STACK=prod for another).
+STACK ?= dev
+check: sync
+	.venv/bin/python -m infra.check Pulumi.$(STACK).yaml
+
+# Writes what the typed config generates: schema/, Pulumi.yaml's config keys, docs/configuration.md.
+reference: sync
+	.venv/bin/python -m infra.reference
 
 lint: sync
 	.venv/bin/ruff check .

@@ -2,7 +2,7 @@
 
 naive:    Flask + Pillow, served by gunicorn with the API's worker settings:
           `gunicorn ... "bench.api_baselines:naive_app()"`.
-original: the original design's app: Flask's own server, ImageMagick's `convert` as a
+original: the original app: Flask's own server, ImageMagick's `convert` as a
           subprocess, whole objects read into memory: `python bench/api_baselines.py PORT`.
 
 Both answer POST /processed {"path": "/incoming/<name>"} with 201 {"path": "/processed/<sha256>"}

@@ -1,11 +1,11 @@
-"""POST /processed: this API against a naive Flask + Pillow app and the original design's app.
+"""POST /processed: this API against a naive Flask + Pillow app and the original app.
 
 Run: .venv/bin/python bench/api_throughput.py [--rounds 3] [--images 500] [--seconds 8]
      [--apps ours,naive,original] [--formats jpeg,png-photo,png-screenshot,webp-lossy,...]
-Needs Debian's imagemagick (/usr/bin/convert) for the original design's app.
+Needs Debian's imagemagick (/usr/bin/convert) for the original app.
 
 Formats (each image distinct; --formats picks some, all by default):
-  jpeg            800x600 photo, quality 85 (the original design's app runs on this one only)
+  jpeg            800x600 photo, quality 85 (the original app runs on this one only)
   png-photo       800x600 photo, Pillow's default encoder
   png-screenshot  2000x1500 screenshot, Pillow's default encoder
   webp-lossy      800x600 photo, quality 80
@@ -16,7 +16,7 @@ One S3 server process (moto, counting requests and TCP connections: bench/counti
 serves all three apps, which run side by side on loopback:
   ours      the API as deployed: `python -m service.serve` with its own server settings;
   naive     Flask + Pillow under gunicorn with the same workers and threads (bench/api_baselines.py);
-  original  the original design: Flask's own server, `convert` as a subprocess, whole reads.
+  original  the original app: Flask's own server, `convert` as a subprocess, whole reads.
 Each round runs, for every app in a rotating order, two phases with 8 clients:
   fresh     every request converts an image of the format that app never saw;
   repeat    every request repeats a conversion that app did before.
@@ -418,7 +418,7 @@ def main() -> None:
     if "original" in names and not Path("/usr/bin/convert").exists():
         sys.exit("error: /usr/bin/convert not found (apt-get install imagemagick)")
 
-    # The original design's app converts a few dozen a second, and JPEGs only.
+    # The original app converts a few dozen a second, and JPEGs only.
     sizes = {"ours": args.images, "naive": args.images, "original": max(50, args.images // 4)}
     plan: dict[str, dict[str, int]] = {}
     for fmt in formats:

@@ -27,8 +27,8 @@ At the end both buckets are checked again, and every path acknowledged since the
 is read back. Any 500 (or any 5xx other than 502/503), a 502/503 without a JSON message, a
 body that does not hash to its name, a damaged object or a lost one fails the run (exit 1).
 Recovery times are reported; the full form also fails if one exceeds 5 s, the short form
-only if recovery does not happen before the harness gives up (DESIGN.md: no timing
-assertions in tests). The machine's cores are shared by everything: figures are noisy.
+only if recovery does not happen before the harness gives up (no test asserts a
+timing). The machine's cores are shared by everything: figures are noisy.
 """
 
 from __future__ import annotations

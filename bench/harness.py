@@ -301,7 +301,7 @@ class Gunicorn:
 
 
 def api_env(s3: Moto, workers: int, **extra: str) -> dict[str, str]:
-    """The process environment plus the settings of DESIGN.md that point at this harness."""
+    """The process environment plus the API's storage settings that point at this harness."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS")}
     return {
         **base,

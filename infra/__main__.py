@@ -2,18 +2,52 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pulumi
 import pulumi_kubernetes as k8s
+from pulumi.runtime.config import get_config_env, is_config_secret
 from pulumi_kubernetes.core.v1 import Namespace
 from pulumi_kubernetes.meta.v1 import ObjectMetaArgs
 
 from infra.api import ImageApi, ImageApiArgs
 from infra.common import INGRESS_CONTROLLER_LABELS, MINIO_CONSOLE_PORT, StorageAccess, labels
-from infra.config import load_config
+from infra.config import SECRETS, SET_SECRET, ConfigError, StackConfig, parse_stack_config
+from infra.config.base import PROJECT
 from infra.image import AppImage, AppImageArgs
 from infra.minio import MinioCluster, MinioClusterArgs
 from infra.sitemaps import SitemapPublisher, SitemapPublisherArgs
 from infra.storage import ExternalStorage, ExternalStorageArgs
+from service.fields import model_of
+
+
+def load_config() -> StackConfig:
+    """Read `kube-image-processing:*` stack config and validate it; ConfigError on a bad value."""
+    config, prefix = pulumi.Config(PROJECT), f"{PROJECT}:"
+    names = set(pulumi.runtime.config.CONFIG.get()) | set(get_config_env())
+    raw: dict[str, Any] = {}
+    secrets: dict[str, Any] = {}
+    for key in sorted(name[len(prefix) :] for name in names if name.startswith(prefix)):
+        text = config.get(key)
+        if key in SECRETS and text and not is_config_secret(prefix + key):
+            raise ConfigError(
+                f"{key}: is a secret held in clear text; use {SET_SECRET} {key} <value>"
+            )
+        if key in SECRETS and text:
+            secrets[key] = config.get_secret(key)
+        elif key not in SECRETS and text:
+            field = next((f for f in StackConfig.model_fields.values() if f.alias == key), None)
+            raw[key] = _decoded(text) if field and model_of(field.annotation) else text
+    return parse_stack_config(raw, secrets)
+
+
+def _decoded(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:  # not JSON, or a number of more digits than Python reads
+        return text  # refused by the model: "must be an object", with the text shown
+
 
 config = load_config()
 
@@ -43,22 +77,31 @@ else:
 components = pulumi.ResourceOptions(providers={"kubernetes": provider})
 
 image = AppImage(
-    "app-image", AppImageArgs(namespace=namespace_name, config=config.image), opts=components
+    "app-image",
+    AppImageArgs(
+        namespace=namespace_name,
+        config=config.image,
+        password=config.secret("registryPassword"),
+    ),
+    opts=components,
 )
 gateway = config.routing.gateway
 storage: StorageAccess
-if config.storage.external is not None:
+access_key, secret_key = config.secret("storageAccessKey"), config.secret("storageSecretKey")
+if config.storage.kind == "external" and access_key and secret_key:
     external = ExternalStorage(
         "storage",
         ExternalStorageArgs(
             namespace=namespace_name,
-            config=config.storage.external,
+            config=config.storage,
+            access_key=access_key,
+            secret_key=secret_key,
             route=config.sitemaps.enabled,
         ),
         opts=components,
     )
     storage = external.access
-    pulumi.export("storage_endpoint", config.storage.external.endpoint)
+    pulumi.export("storage_endpoint", config.storage.endpoint)
 else:
     minio = MinioCluster(
         "minio",
@@ -66,6 +109,8 @@ else:
             namespace=namespace_name,
             config=config.minio,
             cluster_domain=config.kubernetes.cluster_domain,
+            root_user=config.secret("minioRootUser"),
+            root_password=config.secret("minioRootPassword"),
             proxy_pod_labels=(
                 gateway.proxy_pod_labels if gateway is not None else INGRESS_CONTROLLER_LABELS
             ),
@@ -118,6 +163,7 @@ if config.sitemaps.enabled:
             image_pull_policy=image.pull_policy,
             storage=storage,
             processed_bucket=config.api.processed_bucket,
+            database_url=config.secret("sitemapDatabaseUrl"),
             pull_secret_names=image.pull_secret_names,
             gateway=gateway,
         ),

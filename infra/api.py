@@ -50,6 +50,7 @@ from infra.common import (
     container_security_context,
     ingress_policy,
     labels,
+    plain_env,
     pod_security_context,
     resource_requirements,
     selector_labels,
@@ -58,9 +59,18 @@ from infra.common import (
     tmp_mount,
     tmp_volume,
 )
-from infra.config import ApiConfig, GatewayConfig, IngressConfig
+from infra.config.api import ApiConfig
+from infra.config.cluster import IngressConfig
+from infra.config.routing import GatewayConfig
 from infra.gateway import RouteRule, RouteSpec, ServiceBackend, http_route
 from infra.tls import ingress_tls, tls_annotations
+from service.settings import (
+    FetchSettings,
+    RobotsSettings,
+    ServingSettings,
+    env_name,
+    route_timeout_seconds,
+)
 
 COMPONENT = "image-api"
 DEPLOYMENT_NAME = "image-api"
@@ -84,7 +94,7 @@ class ImageApiArgs:
     image_pull_policy: str
     storage: StorageAccess
     pull_secret_names: list[pulumi.Output[str]] = field(default_factory=list)
-    # Named in /robots.txt, which makes the cross-host sitemaps valid (pitfall 16).
+    # Named in /robots.txt: a sitemap on another host may list this host's URLs only then.
     sitemap_index_url: str | None = None
     # Set: an HTTPRoute attached to this Gateway instead of the nginx Ingress.
     gateway: GatewayConfig | None = None
@@ -105,7 +115,9 @@ def api_route_spec(
                 backend=ServiceBackend(service_name, SERVICE_PORT),
                 # As proxy-read-timeout on the Ingress: longer than the API's whole download.
                 request_timeout_seconds=(
-                    config.proxy_read_timeout_seconds if gateway.request_timeout else None
+                    route_timeout_seconds(config.fetch_timeout_seconds)
+                    if gateway.request_timeout
+                    else None
                 ),
             ),
         ),
@@ -115,30 +127,36 @@ def api_route_spec(
 def api_env(
     config: ApiConfig, storage: StorageAccess, sitemap_index_url: str | None = None
 ) -> list[EnvVarArgs]:
-    """The API container's environment, as the service contract names it."""
+    """The API container's environment, built from the service's settings models."""
     env = storage_env(
         storage,
-        {"INCOMING_BUCKET": config.incoming_bucket, "PROCESSED_BUCKET": config.processed_bucket},
+        incoming_bucket=config.incoming_bucket,
+        processed_bucket=config.processed_bucket,
     )
-    env += [
-        EnvVarArgs(name="MAX_DOWNLOAD_BYTES", value=str(config.max_download_bytes)),
-        EnvVarArgs(name="MAX_IMAGE_PIXELS", value=str(config.max_image_pixels)),
-        EnvVarArgs(name="FETCH_TIMEOUT_SECONDS", value=str(config.fetch_timeout_seconds)),
-        EnvVarArgs(name="WEB_CONCURRENCY", value=str(config.web_concurrency)),
-        EnvVarArgs(name="PROMETHEUS_MULTIPROC_DIR", value=METRICS_DIR),
-        # The container's own memory limit, in bytes, so that it is written down only once:
-        # the API sizes its conversion budget from it.
+    fetch = FetchSettings(
+        max_download_bytes=config.max_download_bytes,
+        max_image_pixels=config.max_image_pixels,
+        timeout_seconds=config.fetch_timeout_seconds,
+    )
+    env += plain_env(fetch, "max_download_bytes", "max_image_pixels", "timeout_seconds")
+    serving = ServingSettings(
+        web_concurrency=config.web_concurrency, prometheus_multiproc_dir=METRICS_DIR
+    )
+    env += plain_env(serving, "web_concurrency", "prometheus_multiproc_dir")
+    # The container's own memory limit, in bytes, so that it is written down only once:
+    # the API sizes its conversion budget from it.
+    env.append(
         EnvVarArgs(
-            name="MEMORY_LIMIT_BYTES",
+            name=env_name(ServingSettings, "memory_limit_bytes"),
             value_from=EnvVarSourceArgs(
                 resource_field_ref=ResourceFieldSelectorArgs(
                     container_name=CONTAINER_NAME, resource="limits.memory", divisor="1"
                 )
             ),
-        ),
-    ]
+        )
+    )
     if sitemap_index_url:
-        env.append(EnvVarArgs(name="SITEMAP_INDEX_URL", value=sitemap_index_url))
+        env += plain_env(RobotsSettings(sitemap_index_url=sitemap_index_url), "sitemap_index_url")
     return env
 
 
@@ -286,7 +304,7 @@ class ImageApi(pulumi.ComponentResource):
         self.service_name = service.metadata.name
         self.node_port = service.spec.apply(_node_port)
         host = config.host
-        scheme = args.scheme or args.ingress.scheme
+        scheme = args.scheme or ("https" if args.ingress.tls else "http")
         self.url = pulumi.Output.all(status, self.node_port).apply(
             lambda values: api_url(host, values[0], values[1], scheme)
         )
@@ -297,7 +315,7 @@ class ImageApi(pulumi.ComponentResource):
     def _ingress(self, name: str, args: ImageApiArgs, service: Service) -> Ingress:
         """The nginx Ingress: every path of api.host to the Service."""
         config = args.config
-        timeout = str(config.proxy_read_timeout_seconds)
+        timeout = str(route_timeout_seconds(config.fetch_timeout_seconds))
         return Ingress(
             f"{name}-ingress",
             metadata=ObjectMetaArgs(
@@ -305,8 +323,8 @@ class ImageApi(pulumi.ComponentResource):
                 namespace=args.namespace,
                 labels=labels(COMPONENT),
                 annotations={
-                    # The API downloads the image before it answers, for up to ~3 x the
-                    # fetch timeout, so nginx must wait longer than that.
+                    # The API downloads the image before it answers (see
+                    # service.settings.route_timeout_seconds), so nginx waits longer than that.
                     "nginx.ingress.kubernetes.io/proxy-read-timeout": timeout,
                     "nginx.ingress.kubernetes.io/proxy-send-timeout": timeout,
                     **skip_await_annotations(args.ingress.skip_await),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -34,7 +33,9 @@ from pulumi_kubernetes.networking.v1 import (
     NetworkPolicySpecArgs,
 )
 
-from infra.config import PROJECT, Resources
+from infra.config.base import PROJECT
+from infra.config.resources import Resources
+from service.settings import EnvSettings, StorageSettings, env_name, env_pairs, env_text
 
 APP_UID = 10001
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
@@ -70,7 +71,7 @@ def selector_labels(component: str) -> dict[str, str]:
 def resource_requirements(resources: Resources) -> ResourceRequirementsArgs:
     """Requests and limits from stack config."""
     return ResourceRequirementsArgs(
-        requests=dict(resources.requests), limits=dict(resources.limits)
+        requests=resources.requests.model_dump(), limits=resources.limits.model_dump()
     )
 
 
@@ -188,6 +189,11 @@ def skip_await_annotations(skip_await: bool) -> dict[str, str]:
     return {SKIP_AWAIT_ANNOTATION: "true"} if skip_await else {}
 
 
+def plain_env(settings: EnvSettings, *fields: str) -> list[EnvVarArgs]:
+    """The named settings as a container's env, in that order, validated by their own rules."""
+    return [EnvVarArgs(name=name, value=value) for name, value in env_pairs(settings, *fields)]
+
+
 def secret_env(name: str, secret_name: pulumi.Input[str], key: str) -> EnvVarArgs:
     """An env var read from a Secret, so no credential appears in the workload's spec."""
     return EnvVarArgs(
@@ -215,15 +221,21 @@ class StorageAccess:
     route_host: str | None = None
 
 
-def storage_env(storage: StorageAccess, buckets: Mapping[str, str]) -> list[EnvVarArgs]:
-    """The storage settings of the service contract, with credentials from the Secret."""
+def storage_env(storage: StorageAccess, **buckets: str) -> list[EnvVarArgs]:
+    """The storage settings of the service contract, with credentials from the Secret.
+
+    `buckets` are StorageSettings fields by name: incoming_bucket, processed_bucket.
+    """
     env = [
-        EnvVarArgs(name="MINIO_ENDPOINT", value=storage.endpoint),
-        secret_env("MINIO_ACCESS_KEY", storage.secret_name, MINIO_USER_KEY),
-        secret_env("MINIO_SECRET_KEY", storage.secret_name, MINIO_PASSWORD_KEY),
-        EnvVarArgs(name="MINIO_SECURE", value="true" if storage.secure else "false"),
+        EnvVarArgs(name=env_name(StorageSettings, "endpoint"), value=storage.endpoint),
+        secret_env(env_name(StorageSettings, "access_key"), storage.secret_name, MINIO_USER_KEY),
+        secret_env(
+            env_name(StorageSettings, "secret_key"), storage.secret_name, MINIO_PASSWORD_KEY
+        ),
+        EnvVarArgs(name=env_name(StorageSettings, "secure"), value=env_text(storage.secure)),
     ]
     if storage.region:
-        env.append(EnvVarArgs(name="MINIO_REGION", value=storage.region))
-    env.extend(EnvVarArgs(name=name, value=value) for name, value in buckets.items())
+        env.append(EnvVarArgs(name=env_name(StorageSettings, "region"), value=storage.region))
+    for field, bucket in buckets.items():
+        env.append(EnvVarArgs(name=env_name(StorageSettings, field), value=bucket))
     return env

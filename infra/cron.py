@@ -1,4 +1,4 @@
-"""Validation of the five-field cron schedules that a Kubernetes CronJob accepts.
+"""The schedules and time zones that a Kubernetes CronJob accepts, as stack config kinds.
 
 Kubernetes parses schedules with robfig/cron (ParseStandard): day of week is 0-6 and the
 macros are matched exactly, in lower case; month and day names are case-insensitive.
@@ -7,6 +7,10 @@ macros are matched exactly, in lower case; month and day names are case-insensit
 from __future__ import annotations
 
 import re
+import zoneinfo
+from typing import Annotated
+
+from service.fields import Check, Text, checked
 
 MACROS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
@@ -68,11 +72,35 @@ def validate_schedule(schedule: str) -> None:
             raise CronError(f"unknown macro {text}; allowed (lower case): {', '.join(MACROS)}")
         return
     if text.upper().startswith(("TZ=", "CRON_TZ=")):
-        raise CronError("time zones go into the CronJob's timeZone field, not the schedule")
+        raise CronError("set the time zone in sitemaps.timeZone (the CronJob's timeZone field)")
     fields = text.split()
     if len(fields) != len(_FIELDS):
         raise CronError(
-            f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
+            f"expected 5 fields (minute hour day-of-month month day-of-week), not {len(fields)}"
         )
     for value, field in zip(fields, _FIELDS, strict=True):
         _check_field(value, field)
+
+
+def _schedule(schedule: str) -> str:
+    try:
+        validate_schedule(schedule)
+    except CronError as error:
+        raise ValueError(f"is not a cron schedule: {error}") from None
+    return schedule
+
+
+def _is_time_zone(name: str) -> bool:
+    zones = zoneinfo.available_timezones()
+    # Without a tz database on this machine, the name's form is all that can be checked.
+    return (
+        name in zones if zones else re.fullmatch(r"[\w+-]+(/[\w+-]+)*", name, re.ASCII) is not None
+    )
+
+
+Schedule = Annotated[
+    Text, Check(_schedule, "five fields (minute hour day-of-month month day-of-week), or @daily…")
+]
+TimeZone = Annotated[
+    Text, checked(_is_time_zone, "must be a tz database name such as Europe/Berlin")
+]

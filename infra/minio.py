@@ -61,14 +61,9 @@ from infra.common import (
     tmp_mount,
     tmp_volume,
 )
-from infra.config import (
-    DEFAULT_CLUSTER_DOMAIN,
-    MIN_ROOT_PASSWORD_LENGTH,
-    MIN_ROOT_USER_LENGTH,
-    PROJECT,
-    ConfigError,
-    MinioConfig,
-)
+from infra.config.base import PROJECT, ConfigError
+from infra.config.minio import MinioConfig
+from service.settings import MinioServerSettings, env_name, env_text, field_problem
 
 COMPONENT = "minio"
 STATEFULSET_NAME = "minio"
@@ -87,20 +82,21 @@ class MinioClusterArgs:
 
     namespace: pulumi.Input[str]
     config: MinioConfig
-    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    cluster_domain: str
+    # The secrets minioRootUser and minioRootPassword; generated where None.
+    root_user: pulumi.Output[str] | None = None
+    root_password: pulumi.Output[str] | None = None
     # The pods that serve the sitemaps route: ingress-nginx's controller, or a Gateway's proxies.
     proxy_pod_labels: Mapping[str, str] = field(
         default_factory=lambda: dict(INGRESS_CONTROLLER_LABELS)
     )
 
 
-def server_args(
-    config: MinioConfig, namespace: str, cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
-) -> list[str]:
+def server_args(config: MinioConfig, namespace: str, cluster_domain: str) -> list[str]:
     """`minio server` arguments: one drive standalone, or every peer through the headless Service."""
     if config.distributed:
         # Fully qualified, so no resolver search list is involved: MinIO resolves every peer,
-        # before any is ready, to find which endpoint is its own (pitfall 2).
+        # before any is ready, to find which endpoint is its own.
         peers = (
             f"http://{STATEFULSET_NAME}-{{0...{config.replicas - 1}}}."
             f"{HEADLESS_SERVICE_NAME}.{namespace}.svc.{cluster_domain}{DATA_PATH}"
@@ -108,8 +104,8 @@ def server_args(
         drives = [peers]
     else:
         drives = [DATA_PATH]
-    # Without a fixed console address MinIO picks a random port (pitfall 4); the certs
-    # directory moves to /tmp because the root file system is read-only.
+    # Without a fixed console address MinIO picks a random port, which no Service could name;
+    # the certs directory moves to /tmp because the root file system is read-only.
     return [
         "server",
         *drives,
@@ -151,19 +147,20 @@ def topology_error(recorded: Mapping[str, str] | None, config: MinioConfig) -> s
     )
 
 
-def _check_length(value: str, key: str, minimum: int) -> str:
-    if len(value) < minimum:
-        # The message names the key only: the value is a secret.
+def _checked(value: str, key: str, field: str) -> str:
+    wrong = field_problem(MinioServerSettings, field, value)
+    if wrong is not None:
+        # The message never holds the value: it is a secret.
         raise ConfigError(
-            f"{key} must have at least {minimum} characters, as MinIO requires; set it with "
-            f"pulumi config set --secret {key} <value>, or remove it to have one generated"
+            f"{key}: {wrong}, as MinIO requires; set it with pulumi config set --secret {key} "
+            "<value>, or remove it to have one generated"
         )
     return value
 
 
-def checked_credential(value: pulumi.Output[str], key: str, minimum: int) -> pulumi.Output[str]:
+def checked_credential(value: pulumi.Output[str], key: str, field: str) -> pulumi.Output[str]:
     """`value`, refused inside the apply when MinIO would refuse it, so it is never printed."""
-    return value.apply(lambda text: _check_length(text, key, minimum))
+    return value.apply(lambda text: _checked(text, key, field))
 
 
 def _api_port_rule(
@@ -255,19 +252,19 @@ class MinioCluster(pulumi.ComponentResource):
         pod_labels = labels(COMPONENT)
         selector = selector_labels(COMPONENT)
 
-        if config.root_user is None:
+        if args.root_user is None:
             root_user = random.RandomPassword(
                 f"{name}-root-user", length=20, special=False, upper=False, opts=child
             ).result
         else:
-            root_user = checked_credential(config.root_user, "minioRootUser", MIN_ROOT_USER_LENGTH)
-        if config.root_password is None:
+            root_user = checked_credential(args.root_user, "minioRootUser", "root_user")
+        if args.root_password is None:
             root_password = random.RandomPassword(
                 f"{name}-root-password", length=40, special=False, opts=child
             ).result
         else:
             root_password = checked_credential(
-                config.root_password, "minioRootPassword", MIN_ROOT_PASSWORD_LENGTH
+                args.root_password, "minioRootPassword", "root_password"
             )
 
         secret = Secret(
@@ -292,7 +289,7 @@ class MinioCluster(pulumi.ComponentResource):
             ),
             spec=ServiceSpecArgs(
                 cluster_ip="None",
-                # Peers must resolve each other before any of them is ready (pitfall 2).
+                # Peers must resolve each other before any of them is ready.
                 publish_not_ready_addresses=True,
                 selector=selector,
                 ports=ports,
@@ -309,16 +306,26 @@ class MinioCluster(pulumi.ComponentResource):
         )
 
         env = [
-            secret_env("MINIO_ROOT_USER", secret.metadata.name, MINIO_USER_KEY),
-            secret_env("MINIO_ROOT_PASSWORD", secret.metadata.name, MINIO_PASSWORD_KEY),
+            secret_env(
+                env_name(MinioServerSettings, "root_user"), secret.metadata.name, MINIO_USER_KEY
+            ),
+            secret_env(
+                env_name(MinioServerSettings, "root_password"),
+                secret.metadata.name,
+                MINIO_PASSWORD_KEY,
+            ),
         ]
         if config.ci_cd_mode:
-            # minikube's hostPath volumes sit on the root disk, which MinIO refuses (pitfall 1).
-            env.append(EnvVarArgs(name="MINIO_CI_CD", value="true"))
+            # minikube's hostPath volumes sit on the node's root disk, which MinIO refuses
+            # ("refusing to use root disk") unless told it runs for development.
+            env.append(
+                EnvVarArgs(name=env_name(MinioServerSettings, "ci_cd"), value=env_text(True))
+            )
 
         # Records the topology MinIO was first formatted with: ignore_changes keeps the recorded
         # data in the state, so its output is the previous topology on every later preview and
-        # update, which the apply below compares with the configured one (pitfall 11).
+        # update, which the apply below compares with the configured one: MinIO refuses to start
+        # with another server count than the one it formatted its drives with.
         topology = ConfigMap(
             f"{name}-topology",
             metadata=ObjectMetaArgs(
@@ -348,7 +355,7 @@ class MinioCluster(pulumi.ComponentResource):
             spec=StatefulSetSpecArgs(
                 replicas=replicas,
                 service_name=headless.metadata.name,
-                # OrderedReady would wait for pod 0, which waits for its peers (pitfall 2).
+                # OrderedReady would wait for pod 0, which waits for its peers.
                 pod_management_policy="Parallel",
                 selector=LabelSelectorArgs(match_labels=selector),
                 persistent_volume_claim_retention_policy=(
@@ -395,7 +402,7 @@ class MinioCluster(pulumi.ComponentResource):
                 ),
                 volume_claim_templates=[claim_template],
             ),
-            # volumeClaimTemplates cannot change in place (pitfall 10): a new size or storage
+            # volumeClaimTemplates cannot change in place: a new size or storage
             # class replaces the StatefulSet, deleting it first because its name is fixed, and
             # the Retain policy keeps the PVCs, which the new StatefulSet adopts again.
             opts=pulumi.ResourceOptions(

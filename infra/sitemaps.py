@@ -49,6 +49,7 @@ from infra.common import (
     container_security_context,
     ingress_policy,
     labels,
+    plain_env,
     pod_security_context,
     resource_requirements,
     secret_env,
@@ -58,9 +59,13 @@ from infra.common import (
     tmp_mount,
     tmp_volume,
 )
-from infra.config import GatewayConfig, IngressConfig, SitemapsConfig
+from infra.config.cluster import IngressConfig
+from infra.config.routing import GatewayConfig
+from infra.config.sitemaps import SitemapsConfig
 from infra.gateway import GROUP, PrefixRewrite, RouteRule, RouteSpec, ServiceBackend, http_route
 from infra.tls import ingress_tls, tls_annotations
+from service.settings import SitemapSettings, env_name
+from service.sitemaps.sections import Query, to_json
 
 COMPONENT = "sitemap-publisher"
 INGRESS_NAME = "sitemaps"
@@ -71,7 +76,8 @@ LIVE_BUCKET_LABEL = "kube-image-processing/live-bucket"
 SITEMAPS_PATH = "/sitemaps(/|$)(.*)"
 JOB_COMMAND = ["python", "-m", "service.sitemaps", "publish"]
 DATABASE_URL_KEY = "url"
-# The two fields that the job patches at run time (pitfall 8). The program never declares them,
+# The two fields that the job patches at run time. pulumi-kubernetes uses server-side apply, so
+# the next `pulumi up` would revert a declared one to the program's value. The program never declares them,
 # so under server-side apply Pulumi's field manager never owns them and never sends them: a
 # declared placeholder would conflict with the job's value on the next update of this Ingress,
 # because pulumi-kubernetes cannot carry a live value over for a key holding dots. Ignoring
@@ -108,6 +114,8 @@ class SitemapPublisherArgs:
     image_pull_policy: str
     storage: StorageAccess
     processed_bucket: str
+    # The secret sitemapDatabaseUrl of the SQL source.
+    database_url: pulumi.Output[str] | None = None
     pull_secret_names: list[pulumi.Output[str]] = field(default_factory=list)
     # Set: HTTPRoutes attached to this Gateway instead of the nginx Ingress.
     gateway: GatewayConfig | None = None
@@ -198,38 +206,50 @@ class SitemapPublisher(pulumi.ComponentResource):
             opts=child,
         )
 
-        env = storage_env(args.storage, {"PROCESSED_BUCKET": args.processed_bucket})
+        env = storage_env(args.storage, processed_bucket=args.processed_bucket)
+        job = SitemapSettings(
+            base_url=config.base_url,
+            source=config.source,
+            retain=config.retain,
+            site_url=config.site_url,
+            query=config.query,
+            sections=to_json(Query(s.name, s.query) for s in config.sections)
+            if config.sections
+            else None,
+        )
+        env += plain_env(job, "base_url", "source")
         env += [
-            EnvVarArgs(name="SITEMAP_BASE_URL", value=config.base_url),
-            EnvVarArgs(name="SITEMAP_SOURCE", value=config.source),
             EnvVarArgs(
-                name="SITEMAP_HTTPROUTE" if args.gateway is not None else "SITEMAP_INGRESS",
+                name=env_name(SitemapSettings, "httproute" if args.gateway else "ingress"),
                 value=route_name,
             ),
             EnvVarArgs(
-                name="SITEMAP_NAMESPACE",
+                name=env_name(SitemapSettings, "namespace"),
                 value_from=EnvVarSourceArgs(
                     field_ref=ObjectFieldSelectorArgs(field_path="metadata.namespace")
                 ),
             ),
-            EnvVarArgs(name="SITEMAP_RETAIN", value=str(config.retain)),
         ]
-        if config.site_url:
-            # The bucket source lists each processed image under the API's public URL.
-            env.append(EnvVarArgs(name="SITEMAP_SITE_URL", value=config.site_url))
-        if config.query:
-            env.append(EnvVarArgs(name="SITEMAP_QUERY", value=config.query))
-        if config.sections:
-            env.append(EnvVarArgs(name="SITEMAP_SECTIONS", value=config.sections_json()))
-        if config.source == "sql" and config.database_url is not None:
+        env += plain_env(job, "retain")
+        # The bucket source lists each processed image under the API's public URL.
+        env += plain_env(
+            job, *(key for key in ("site_url", "query", "sections") if getattr(job, key))
+        )
+        if config.source == "sql" and args.database_url is not None:
             database = Secret(
                 f"{name}-database",
                 metadata=ObjectMetaArgs(namespace=args.namespace, labels=pod_labels),
                 type="Opaque",
-                string_data={DATABASE_URL_KEY: secret_value(config.database_url)},
+                string_data={DATABASE_URL_KEY: secret_value(args.database_url)},
                 opts=child,
             )
-            env.append(secret_env("SITEMAP_DATABASE_URL", database.metadata.name, DATABASE_URL_KEY))
+            env.append(
+                secret_env(
+                    env_name(SitemapSettings, "database_url"),
+                    database.metadata.name,
+                    DATABASE_URL_KEY,
+                )
+            )
 
         # Nothing connects to a batch job.
         ingress_policy(
@@ -247,7 +267,7 @@ class SitemapPublisher(pulumi.ComponentResource):
             ),
             spec=CronJobSpecArgs(
                 schedule=config.schedule,
-                time_zone="Etc/UTC",
+                time_zone=config.time_zone,
                 # Two publishers at once would race for the Ingress switch.
                 concurrency_policy="Forbid",
                 starting_deadline_seconds=600,
@@ -333,7 +353,7 @@ class SitemapPublisher(pulumi.ComponentResource):
                 rules=[
                     IngressRuleArgs(
                         # A host of its own: ingress-nginx applies use-regex and rewrite-target
-                        # to every path of a host, which would break the API's routes (pitfall 9).
+                        # to every path of a host, which would break the API's routes.
                         host=config.host,
                         http=HTTPIngressRuleValueArgs(
                             paths=[

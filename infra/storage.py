@@ -15,7 +15,8 @@ from infra.common import (
     labels,
     secret_value,
 )
-from infra.config import ExternalStorageConfig
+from infra.config.storage import StorageConfig
+from infra.kinds import host_port
 
 COMPONENT = "storage"
 # The sitemaps route's backend: routes name Services, so the endpoint gets one of its own.
@@ -27,7 +28,9 @@ class ExternalStorageArgs:
     """Inputs of ExternalStorage."""
 
     namespace: pulumi.Input[str]
-    config: ExternalStorageConfig
+    config: StorageConfig
+    access_key: pulumi.Output[str]
+    secret_key: pulumi.Output[str]
     # Only the sitemaps route needs a Service in front of the endpoint.
     route: bool
 
@@ -52,8 +55,8 @@ class ExternalStorage(pulumi.ComponentResource):
             metadata=ObjectMetaArgs(namespace=args.namespace, labels=component_labels),
             type="Opaque",
             string_data={
-                MINIO_USER_KEY: secret_value(config.access_key),
-                MINIO_PASSWORD_KEY: secret_value(config.secret_key),
+                MINIO_USER_KEY: secret_value(args.access_key),
+                MINIO_PASSWORD_KEY: secret_value(args.secret_key),
             },
             opts=child,
         )
@@ -68,7 +71,11 @@ class ExternalStorage(pulumi.ComponentResource):
                 spec=ServiceSpecArgs(
                     type="ExternalName",
                     external_name=config.host,
-                    ports=[ServicePortArgs(name="s3", port=config.port, protocol="TCP")],
+                    ports=[
+                        ServicePortArgs(
+                            name="s3", port=host_port(str(config.endpoint))[1], protocol="TCP"
+                        )
+                    ],
                 ),
                 opts=child,
             )
@@ -81,11 +88,11 @@ class ExternalStorage(pulumi.ComponentResource):
         """What the workloads and the sitemaps route need to reach the endpoint."""
         config = self._config
         return StorageAccess(
-            endpoint=config.endpoint,
+            endpoint=str(config.endpoint),
             secret_name=self.secret_name,
             service_name=self.service_name,
-            service_port=config.port,
-            secure=config.tls,
+            service_port=host_port(str(config.endpoint))[1],
+            secure=config.tls is not False,
             region=config.region,
             route_host=config.host,
         )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pulumi_kubernetes.networking.v1 import IngressTLSArgs
 
-from infra.config import CLUSTER_ISSUER_ANNOTATION, ISSUER_ANNOTATION, TlsConfig
+from infra.config.cluster import TlsConfig
+
+CLUSTER_ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
+ISSUER_ANNOTATION = "cert-manager.io/issuer"
 
 SSL_REDIRECT_ANNOTATION = "nginx.ingress.kubernetes.io/ssl-redirect"
 

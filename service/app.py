@@ -21,7 +21,6 @@ from service.settings import (
     ServingSettings,
     SettingsError,
     StorageSettings,
-    web_concurrency,
 )
 from service.storage import Storage, StorageUnavailableError
 
@@ -39,7 +38,6 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         api_settings = ApiSettings.from_env(env)
         robots_settings = RobotsSettings.from_env(env)
         serving = ServingSettings.from_env(env)
-        workers = web_concurrency(env)
     except SettingsError as error:
         # One line that names the setting, and no traceback: the operator's fix is obvious.
         print(f"error: {error}", file=sys.stderr, flush=True)
@@ -58,7 +56,7 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     app.extensions["image_api"] = images.ImageApi(
         storage=storage,
         fetch_settings=fetch_settings,
-        admission=Admission(serving, workers),
+        admission=Admission(serving, serving.web_concurrency),
     )
     app.wsgi_app = BodyGuard(  # type: ignore[method-assign]
         app.wsgi_app,

@@ -30,8 +30,6 @@ from service.settings import FetchSettings
 
 USER_AGENT = "kube-image-processing/0.1"
 MAX_REDIRECTS = 5
-# The whole download, redirects included, may take this many times the per-step timeout.
-DEADLINE_FACTOR = 3
 CHUNK_BYTES = 64 * 1024
 SPOOL_BYTES = 1024 * 1024
 
@@ -180,7 +178,7 @@ def resolve_host(host: str, port: int) -> list[str]:
 def fetch(url: str, settings: FetchSettings, *, resolver: Resolver | None = None) -> Download:
     """Download `url` within the limits of `settings`, following up to MAX_REDIRECTS redirects."""
     target = _parse(url, "The URL")
-    deadline = _Deadline(DEADLINE_FACTOR * settings.timeout_seconds)
+    deadline = _Deadline(settings.download_deadline_seconds)
     try:
         for redirects in range(MAX_REDIRECTS + 1):
             location = _fetch_once(target, settings, resolver or resolve_host, deadline)

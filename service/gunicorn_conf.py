@@ -26,12 +26,12 @@ from typing import Any
 from gunicorn import glogging
 
 from service import admission
-from service.settings import ServingSettings, SettingsError, check_all, web_concurrency
+from service.settings import ServingSettings, SettingsError, check_all, env_name
 
 try:
     check_all()
-    workers = web_concurrency()
     serving = ServingSettings.from_env()
+    workers = serving.web_concurrency
 except SettingsError as error:
     print(f"error: {error}", file=sys.stderr, flush=True)
     raise SystemExit(2) from None
@@ -46,7 +46,7 @@ keepalive = serving.header_timeout_seconds
 # Each worker listens on its own socket: the kernel spreads connections over all of them.
 reuse_port = True
 # Nobody's X-Forwarded-* or SCRIPT_NAME headers are trusted unless the operator names them.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "")
+forwarded_allow_ips = serving.forwarded_allow_ips
 # The worker's heartbeat: a worker whose event loop stops this long is replaced.
 timeout = 60
 graceful_timeout = 30
@@ -93,8 +93,9 @@ logconfig_dict: dict[str, Any] = {
 
 admission.share()
 
-if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="prometheus-")
+METRICS_DIR = env_name(ServingSettings, "prometheus_multiproc_dir")
+if workers > 1 and not serving.prometheus_multiproc_dir:
+    os.environ[METRICS_DIR] = tempfile.mkdtemp(prefix="prometheus-")
 
 
 # The master's hold on each TCP address it serves; see hold_addresses.
@@ -136,7 +137,7 @@ def hold_addresses(addresses: list[Any]) -> None:
 def on_starting(server: Any) -> None:
     """Hold the addresses; start from empty metric files, so no earlier run's counts leak in."""
     hold_addresses(server.cfg.address)
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    directory = os.environ.get(METRICS_DIR)
     if directory and os.path.isdir(directory):
         for entry in os.listdir(directory):
             path = os.path.join(directory, entry)
@@ -149,7 +150,7 @@ def on_starting(server: Any) -> None:
 def child_exit(_server: object, worker: Any) -> None:
     """Drop a dead worker's live gauges (multiprocess mode) and its share of the budgets."""
     admission.forget(worker.pid)
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if os.environ.get(METRICS_DIR):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)

@@ -22,6 +22,8 @@ from prometheus_client import (
     multiprocess,
 )
 
+from service.settings import ServingSettings, env_name
+
 REQUEST_ID_HEADER = "X-Request-ID"
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # Attributes every LogRecord has; anything else was passed in `extra` and goes into the line.
@@ -120,7 +122,7 @@ def init_app(app: Flask) -> None:
 
 def metrics() -> Response:
     """The metrics of this process, or of every gunicorn worker in multiprocess mode."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if os.environ.get(env_name(ServingSettings, "prometheus_multiproc_dir")):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import urllib3
 from minio import Minio
@@ -80,8 +80,19 @@ class StoredObject:
         A body read to its end has already given its connection back, which stays open for
         the next call; one left unread closes it.
         """
-        self._response.close()
-        self._response.release_conn()
+        close_response(self._response)
+
+
+def close_response(response: Any) -> None:
+    """Close a get_object response and give its connection back to the pool.
+
+    minio-py 7.2 hands back urllib3's response, which needs both calls; minio-py 8 its own,
+    whose close() does both and which has no release_conn().
+    """
+    response.close()
+    release = getattr(response, "release_conn", None)
+    if release is not None:
+        release()
 
 
 def _client(settings: StorageSettings, timeout_seconds: float, connections: int) -> Minio:
@@ -137,10 +148,10 @@ class Storage:
     def ensure_buckets(self) -> None:
         """Create whichever bucket is missing; a replica creating it at the same time is fine."""
         for bucket in (self.incoming, self.processed):
-            if self._call(self.client.bucket_exists, bucket):
+            if self._call(self.client.bucket_exists, bucket_name=bucket):
                 continue
             try:
-                self._call(self.client.make_bucket, bucket)
+                self._call(self.client.make_bucket, bucket_name=bucket)
                 log.info("created bucket", extra={"bucket": bucket})
             except S3Error as error:
                 if error.code not in _CREATED_ELSEWHERE:
@@ -159,13 +170,14 @@ class Storage:
     def stat(self, bucket: str, name: str) -> Mapping[str, str]:
         """The object's metadata headers (x-amz-meta-*, content type, …)."""
         try:
-            return self._call(self.client.stat_object, bucket, name).metadata or {}
+            stat = self._call(self.client.stat_object, bucket_name=bucket, object_name=name)
+            return stat.metadata or {}
         except S3Error as error:
             raise self._classify(error) from None
 
     def open(self, bucket: str, name: str) -> StoredObject:
         try:
-            response = self._call(self.client.get_object, bucket, name)
+            response = self._call(self.client.get_object, bucket_name=bucket, object_name=name)
         except S3Error as error:
             raise self._classify(error) from None
         stored = StoredObject(
@@ -184,7 +196,7 @@ class Storage:
     def tag(self, bucket: str, name: str, key: str) -> str | None:
         """The value of the object's tag `key`, or None when it has none."""
         try:
-            tags = self._call(self.client.get_object_tags, bucket, name)
+            tags = self._call(self.client.get_object_tags, bucket_name=bucket, object_name=name)
         except S3Error as error:
             raise self._classify(error) from None
         return None if tags is None else tags.get(key)
@@ -198,7 +210,12 @@ class Storage:
 
         def write() -> None:
             try:
-                self._call(self._background_client.set_object_tags, bucket, name, tags)
+                self._call(
+                    self._background_client.set_object_tags,
+                    bucket_name=bucket,
+                    object_name=name,
+                    tags=tags,
+                )
             except (S3Error, StorageUnavailableError) as error:
                 log.warning("could not tag %s/%s: %s", bucket, name, error)
             finally:
@@ -251,11 +268,12 @@ class Storage:
     ) -> None:
         self._call(
             self.client.put_object,
-            bucket,
-            name,
-            data,
-            size,
+            bucket_name=bucket,
+            object_name=name,
+            data=data,
+            length=size,
             content_type=content_type,
+            # minio-py 8 renames metadata to user_metadata.
             metadata=dict(metadata) if metadata else None,
         )
 
@@ -273,10 +291,13 @@ class Storage:
         return StorageUnavailableError(f"Storage answered with an error ({error.code}).")
 
     @staticmethod
-    def _call(method: Callable[..., T], *args: object, **kwargs: object) -> T:
-        """Call minio, turning unreachable storage into StorageUnavailableError; S3Error passes."""
+    def _call(method: Callable[..., T], **kwargs: object) -> T:
+        """Call minio, turning unreachable storage into StorageUnavailableError; S3Error passes.
+
+        Keyword arguments only: minio-py 8 takes no others.
+        """
         try:
-            return method(*args, **kwargs)
+            return method(**kwargs)
         except S3Error:
             raise
         except (MinioException, HTTPError, OSError) as error:

@@ -59,7 +59,7 @@ class S3Server:
         self.process.send_signal(signal.SIGCONT)
 
     def env(self) -> dict[str, str]:
-        """The storage settings of DESIGN.md that point at this server."""
+        """The API's storage settings (MINIO_*) that point at this server."""
         return {
             "MINIO_ENDPOINT": self.endpoint,
             "MINIO_ACCESS_KEY": self.access_key,

@@ -347,7 +347,7 @@ def test_run_directly_without_the_pinned_uv_says_to_use_make(tmp_path: Path) -> 
 
 
 def test_the_manual_path_prints_only_shell_for_the_context(tmp_path: Path) -> None:
-    """README: eval "$(scripts/minikube-docker-context.sh)" then pulumi up."""
+    """docs/deploying.md: eval "$(scripts/minikube-docker-context.sh)" then pulumi up."""
     env = _environment(tmp_path, _tool_dir(tmp_path))
     env["DOCKER_HOST"] = "tcp://stale:2376"
     done = _run(

@@ -207,5 +207,5 @@ def test_an_api_that_cannot_start_is_named_with_the_end_of_its_log() -> None:
     assert done.stderr.splitlines() == [
         "make run: error: the API exited with status 2 while starting; "
         f"the end of {ROOT}/build/run/api.log:",
-        "  error: WEB_CONCURRENCY must be a positive integer, got 'many'",
+        '  error: WEB_CONCURRENCY must be an integer from 1 to 64, got "many"',
     ]

@@ -25,7 +25,7 @@ def bucket_batches(
     prefix = f"{site_url.rstrip('/')}/processed/"
     batch: list[tuple[str, object]] = []
     with storage.refusals(client):
-        for item in client.list_objects(bucket, recursive=False):
+        for item in client.list_objects(bucket_name=bucket, recursive=False):
             name = item.object_name
             if item.is_dir or name is None or not IMAGE_NAME.fullmatch(name):
                 continue

@@ -11,24 +11,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
-from service.sitemaps.errors import SitemapError
+from service.settings import SettingsError, SitemapSettings, StorageSettings, env_name, env_text
+from service.settings import field_problem as _field_problem
+from service.sitemaps.errors import VENV_HINT, SitemapError
 from service.sitemaps.sections import Query, Section, from_json, from_options
 from service.sitemaps.stopping import EXIT_CODE, Stopped, sigterm_raises_stopped
 
-# Only the standard library and the modules above load before a command runs: `generate`
-# then imports what its source needs, and a Python without the project's packages gets
-# one line saying so rather than a traceback.
+# Only the modules above load before a command runs: `generate` then imports what its
+# source needs, and `publish` what the Kubernetes client needs.
 if TYPE_CHECKING:
-    from service.settings import StorageSettings
     from service.sitemaps.publisher import Publisher
     from service.sitemaps.router import Router
 
 log = logging.getLogger("service.sitemaps")
-DEFAULT_DATABASE_URL = "sqlite:///sitemaps.db"
-ACCEPT_TIMEOUT, MAX_ACCEPT_TIMEOUT = 60.0, 3600.0
-VENV_HINT = (
-    "run it with the project's virtualenv: make sync, then .venv/bin/python -m service.sitemaps"
-)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,76 +31,54 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"sitemaps: error: {message}\n")
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or default
+def _env(field: str) -> str | None:
+    """The variable of one of the job's settings, stripped; None when unset or empty."""
+    value = os.environ.get(env_name(SitemapSettings, field), "").strip()
+    return value or None
+
+
+def _option(
+    parser: argparse.ArgumentParser, field: str, *, filled: bool = True, **options: object
+) -> None:
+    """A flag for one of the job's settings: its variable, else its default (when `filled`)."""
+    info = SitemapSettings.model_fields[field]
+    default = None if info.default is None else env_text(info.default)
+    shown = f" (default {default})" if default is not None else ""
+    parser.add_argument(
+        f"--{field.replace('_', '-')}",
+        default=_env(field) or (default if filled else None),
+        help=f"{info.description}{shown} [{env_name(SitemapSettings, field)}]",
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def _source_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--base-url",
-        default=_env("SITEMAP_BASE_URL"),
-        help="public URL the files are served under [SITEMAP_BASE_URL]",
-    )
-    parser.add_argument(
-        "--source",
-        choices=("bucket", "sql"),
-        default=_env("SITEMAP_SOURCE"),
-        help="where URLs come from; by default sql when a database URL, query or section is "
-        "given, else bucket [SITEMAP_SOURCE]",
-    )
-    parser.add_argument(
-        "--site-url",
-        default=_env("SITEMAP_SITE_URL"),
-        help="public API base for the bucket source; defaults to the base URL's origin [SITEMAP_SITE_URL]",
-    )
-    parser.add_argument(
-        "--database-url",
-        default=_env("SITEMAP_DATABASE_URL"),
-        help=f"SQLAlchemy URL; postgresql:// uses psycopg (default {DEFAULT_DATABASE_URL}) "
-        "[SITEMAP_DATABASE_URL]",
-    )
+    _option(parser, "base_url")
+    _option(parser, "source", choices=("bucket", "sql"))
+    _option(parser, "site_url")
+    # Unfilled, so that the SQL source is inferred only from a URL somebody gave.
+    _option(parser, "database_url", filled=False)
     parser.add_argument(
         "--query",
-        help="SQL returning (loc, lastmod): one section, files sitemap-00001.xml.gz, … [SITEMAP_QUERY]",
+        help="SQL returning (loc, lastmod): one section, files sitemap-00001.xml.gz, … "
+        f"[{env_name(SitemapSettings, 'query')}]",
     )
     parser.add_argument(
         "--section",
         action="append",
         metavar="NAME=QUERY",
         help="a named section, files sitemap-NAME-00001.xml.gz, …; repeatable "
-        '[SITEMAP_SECTIONS, a JSON array of {"name": …, "query": …}]',
+        f'[{env_name(SitemapSettings, "sections")}, a JSON array of {{"name": …, "query": …}}]',
     )
 
 
 def _kube_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--ingress",
-        default=_env("SITEMAP_INGRESS"),
-        help="the sitemaps Ingress, by default sitemaps [SITEMAP_INGRESS]",
-    )
-    parser.add_argument(
-        "--httproute",
-        default=_env("SITEMAP_HTTPROUTE"),
-        help="switch this Gateway API HTTPRoute instead of an Ingress [SITEMAP_HTTPROUTE]",
-    )
-    parser.add_argument(
-        "--accept-timeout",
-        default=_env("SITEMAP_ACCEPT_TIMEOUT", f"{ACCEPT_TIMEOUT:g}"),
-        help="seconds to wait for the HTTPRoute's Gateway to accept a switch "
-        f"(default {ACCEPT_TIMEOUT:g}) [SITEMAP_ACCEPT_TIMEOUT]",
-    )
-    parser.add_argument(
-        "--namespace",
-        default=_env("SITEMAP_NAMESPACE"),
-        help="its namespace; defaults to the pod's, else the kubeconfig context's, else "
-        "default [SITEMAP_NAMESPACE]",
-    )
-    parser.add_argument(
-        "--retain",
-        default=_env("SITEMAP_RETAIN", "1"),
-        help="earlier generations kept for rollback [SITEMAP_RETAIN]",
-    )
+    # Unfilled, so that giving --httproute alone is not taken for giving both.
+    _option(parser, "ingress", filled=False)
+    _option(parser, "httproute")
+    _option(parser, "accept_timeout")
+    _option(parser, "namespace")
+    _option(parser, "retain")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
 
 
@@ -128,6 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _database_url(args: argparse.Namespace) -> str:
+    return args.database_url or str(SitemapSettings.model_fields["database_url"].default)
+
+
 def _http_url(option: str, value: str | None) -> str:
     if not value:
         raise SitemapError(f"bad option {option}: required (or set {_env_name(option)})")
@@ -138,12 +115,10 @@ def _http_url(option: str, value: str | None) -> str:
 
 
 def _env_name(option: str) -> str:
-    return f"SITEMAP_{option[2:].upper().replace('-', '_')}"
+    return env_name(SitemapSettings, option[2:].replace("-", "_"))
 
 
 def _storage_settings() -> StorageSettings:
-    from service.settings import SettingsError, StorageSettings
-
     try:
         return StorageSettings.from_env()
     except SettingsError as error:
@@ -156,8 +131,8 @@ def source_of(args: argparse.Namespace) -> str:
         option
         for option, value in (
             ("--database-url", args.database_url),
-            ("--query", args.query or _env("SITEMAP_QUERY")),
-            ("--section", args.section or _env("SITEMAP_SECTIONS")),
+            ("--query", args.query or _env("query")),
+            ("--section", args.section or _env("sections")),
         )
         if value
     ]
@@ -166,7 +141,7 @@ def source_of(args: argparse.Namespace) -> str:
     if args.source == "bucket" and sql_given:
         raise SitemapError(
             f"bad options: {', '.join(sql_given)} only apply to the SQL source, "
-            "but --source (or SITEMAP_SOURCE) is bucket; drop one of them"
+            f"but --source (or {_env_name('--source')}) is bucket; drop one of them"
         )
     return str(args.source)
 
@@ -179,16 +154,18 @@ def queries_of(args: argparse.Namespace) -> list[Query]:
         return from_options(args.section)
     if args.query:
         return [Query("", args.query)]
-    query, sections = _env("SITEMAP_QUERY"), _env("SITEMAP_SECTIONS")
+    query, sections = _env("query"), _env("sections")
     if query and sections:
-        raise SitemapError("bad environment: set SITEMAP_QUERY or SITEMAP_SECTIONS, not both")
+        raise SitemapError(
+            f"bad environment: set {_env_name('--query')} or {_env_name('--sections')}, not both"
+        )
     if sections:
         return from_json(sections)
     if query:
         return [Query("", query)]
     raise SitemapError(
         "bad options: the SQL source needs --query or --section "
-        "(or SITEMAP_QUERY or SITEMAP_SECTIONS)"
+        f"(or {_env_name('--query')} or {_env_name('--sections')})"
     )
 
 
@@ -202,7 +179,7 @@ def sections_of(args: argparse.Namespace, base_url: str) -> list[Section]:
     if source_of(args) == "sql":
         from service.sitemaps.sql_source import sql_batches
 
-        database_url = args.database_url or DEFAULT_DATABASE_URL
+        database_url = _database_url(args)
         return [Section(q.name, sql_batches(database_url, q.query)) for q in queries_of(args)]
     from service.sitemaps import storage
     from service.sitemaps.bucket_source import bucket_batches
@@ -220,11 +197,11 @@ def plan_of_sources(args: argparse.Namespace) -> list[str]:
     base_url = _http_url("--base-url", args.base_url) if args.base_url else ""
     if not base_url:
         lines.append(
-            "plan: missing for a real run: --base-url (or SITEMAP_BASE_URL), the public URL "
+            f"plan: missing for a real run: --base-url (or {_env_name('--base-url')}), the public URL "
             "the files are served under"
         )
     if source_of(args) == "sql":
-        database_url = args.database_url or DEFAULT_DATABASE_URL
+        database_url = _database_url(args)
         where = _hide_password(database_url)
         for query in queries_of(args):
             files = f"sitemap-{query.name}-NNNNN.xml.gz" if query.name else "sitemap-NNNNN.xml.gz"
@@ -246,27 +223,20 @@ def _hide_password(url: str) -> str:
     return url.replace(f":{parts.password}@", ":***@", 1)
 
 
+def _checked(option: str, value: str) -> str:
+    """`value` of one of the job's numeric settings, by that setting's own rule."""
+    wrong = _field_problem(SitemapSettings, option[2:].replace("-", "_"), value)
+    if wrong is not None:
+        raise SitemapError(f"bad option {option} (or {_env_name(option)}): {wrong}")
+    return value
+
+
 def _retain(value: str) -> int:
-    try:
-        retain = int(value)
-    except ValueError:
-        retain = -1
-    if retain < 0:
-        raise SitemapError(f"bad option --retain: {value!r} is not a whole number of 0 or more")
-    return retain
+    return int(_checked("--retain", value))
 
 
 def _accept_timeout(value: str) -> float:
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds <= MAX_ACCEPT_TIMEOUT:  # also refuses nan
-        raise SitemapError(
-            f"bad option --accept-timeout: {value!r} is not a number of seconds above 0 "
-            f"and at most {MAX_ACCEPT_TIMEOUT:g}"
-        )
-    return seconds
+    return float(_checked("--accept-timeout", value))
 
 
 def _router(args: argparse.Namespace) -> Router:
@@ -275,8 +245,8 @@ def _router(args: argparse.Namespace) -> Router:
 
     if args.httproute and args.ingress:
         raise SitemapError(
-            "bad options: give --ingress or --httproute (or SITEMAP_INGRESS or "
-            "SITEMAP_HTTPROUTE), not both"
+            f"bad options: give --ingress or --httproute (or {_env_name('--ingress')} or "
+            f"{_env_name('--httproute')}), not both"
         )
     if args.httproute is not None and not args.httproute.strip():
         raise SitemapError("bad option --httproute: the name is empty")
@@ -286,7 +256,8 @@ def _router(args: argparse.Namespace) -> Router:
         from service.sitemaps.httproute import HTTPRouteSwitch
 
         return HTTPRouteSwitch.from_config(config, args.httproute, args.namespace, accept_timeout)
-    return IngressSwitch.from_config(config, args.ingress or "sitemaps", args.namespace)
+    default = str(SitemapSettings.model_fields["ingress"].default)
+    return IngressSwitch.from_config(config, args.ingress or default, args.namespace)
 
 
 def _publisher(args: argparse.Namespace) -> Publisher:

@@ -14,6 +14,7 @@ from lightkube.config.models import User
 from lightkube.resources.networking_v1 import Ingress
 from lightkube.types import PatchType
 
+from service.settings import KubeClientSettings
 from service.sitemaps.errors import SitemapError
 
 REWRITE_ANNOTATION = "nginx.ingress.kubernetes.io/rewrite-target"
@@ -39,10 +40,11 @@ class IngressState:
 def kube_config() -> SingleConfig:
     """In-cluster config inside a pod; outside, the current context of the kubeconfig."""
     try:
-        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        where = KubeClientSettings.from_env()
+        if where.service_host:
             config = KubeConfig.from_service_account(SERVICE_ACCOUNT)
         else:
-            paths = os.environ.get("KUBECONFIG", "").split(os.pathsep)
+            paths = (where.kubeconfig or "").split(os.pathsep)
             # kubectl merges a list of files; the first one that exists is used here.
             path = next((p for p in paths if p and Path(p).is_file()), paths[0] or None)
             config = KubeConfig.from_file(Path(path or DEFAULT_KUBECONFIG).expanduser())

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from service.settings import SitemapSettings, env_name
 from service.sitemaps.errors import SitemapError
 
 if TYPE_CHECKING:
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 
 # Safe in an object name, a URL path and a file name, and short enough to read in an index.
 NAME_RULE = "1-40 characters of a-z, 0-9 and '-', starting with a letter or digit"
-_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,39}"
+_NAME = re.compile(NAME_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,14 @@ def from_options(values: Sequence[str]) -> list[Query]:
     return _unique(queries, "--section")
 
 
+def to_json(queries: Iterable[Query]) -> str:
+    """The sections as the job's environment carries them; `from_json` reads it back."""
+    return json.dumps([{"name": query.name, "query": query.query} for query in queries])
+
+
 def from_json(text: str) -> list[Query]:
-    """SITEMAP_SECTIONS: a JSON array of `{"name": "...", "query": "..."}` objects."""
-    where = "SITEMAP_SECTIONS"
+    """The sections variable: a JSON array of `{"name": "...", "query": "..."}` objects."""
+    where = env_name(SitemapSettings, "sections")
     try:
         document = json.loads(text)
     except ValueError as error:

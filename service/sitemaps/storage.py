@@ -20,7 +20,7 @@ from service.settings import StorageSettings
 from service.sitemaps.errors import SitemapError
 from service.sitemaps.naming import is_generation
 from service.sitemaps.writer import INDEX_NAME, Generation
-from service.storage import minio_client
+from service.storage import close_response, minio_client
 
 WENT_LIVE_TAG = "went-live"
 # Markers that keep a rollback and a publish's clean-up from racing (see Publisher.rollback).
@@ -72,7 +72,7 @@ def policy(bucket: str) -> dict[str, object]:
 def create_bucket(client: Minio, bucket: str) -> None:
     """Create the bucket; harmless when it exists already."""
     try:
-        client.make_bucket(bucket)
+        client.make_bucket(bucket_name=bucket)
     except S3Error as error:
         if error.code != "BucketAlreadyOwnedByYou":
             raise
@@ -89,7 +89,12 @@ def upload(
 
     def put(index: int) -> None:
         file = generation.files[index]
-        client.fput_object(bucket, file.name, str(file.path), content_type=file.content_type)
+        client.fput_object(
+            bucket_name=bucket,
+            object_name=file.name,
+            file_path=str(file.path),
+            content_type=file.content_type,
+        )
         if on_file is not None:
             on_file()
 
@@ -99,14 +104,14 @@ def upload(
 
 def make_public(client: Minio, bucket: str) -> None:
     """Allow anonymous `s3:GetObject` on the bucket's objects, nothing else."""
-    client.set_bucket_policy(bucket, json.dumps(policy(bucket)))
+    client.set_bucket_policy(bucket_name=bucket, policy=json.dumps(policy(bucket)))
 
 
 def verify(client: Minio, bucket: str, sizes: dict[str, int]) -> None:
     """Check that every object exists with the expected size."""
     for name, size in sizes.items():
         try:
-            found = client.stat_object(bucket, name).size
+            found = client.stat_object(bucket_name=bucket, object_name=name).size
         except S3Error as error:
             if error.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject"):
                 raise SitemapError(f"verification failed: {bucket}/{name} is missing") from None
@@ -119,12 +124,11 @@ def verify(client: Minio, bucket: str, sizes: dict[str, int]) -> None:
 
 def published_sizes(client: Minio, bucket: str) -> dict[str, int]:
     """The files a bucket's index lists, with their stored sizes; fails if any is missing."""
-    response = client.get_object(bucket, INDEX_NAME)
+    response = client.get_object(bucket_name=bucket, object_name=INDEX_NAME)
     try:
         data = response.read()
     finally:
-        response.close()
-        response.release_conn()
+        close_response(response)
     try:
         root = ET.fromstring(data)  # noqa: S314 - our own index from our own bucket
     except ET.ParseError:
@@ -133,7 +137,7 @@ def published_sizes(client: Minio, bucket: str) -> dict[str, int]:
     for loc in root.iter(f"{_SITEMAP_NS}loc"):
         name = (loc.text or "").rsplit("/", 1)[-1]
         try:
-            sizes[name] = client.stat_object(bucket, name).size or 0
+            sizes[name] = client.stat_object(bucket_name=bucket, object_name=name).size or 0
         except S3Error as error:
             raise SitemapError(f"{bucket} is incomplete: {name} is {error.code}") from None
     return sizes
@@ -148,13 +152,13 @@ def mark_went_live(client: Minio, bucket: str) -> None:
     """Record on the bucket that it has served as the live generation."""
     tags = Tags.new_bucket_tags()
     tags[WENT_LIVE_TAG] = datetime.now(UTC).strftime("%Y%m%dt%H%M%Sz")
-    client.set_bucket_tags(bucket, tags)
+    client.set_bucket_tags(bucket_name=bucket, tags=tags)
 
 
 def went_live(client: Minio, bucket: str) -> bool:
     """Whether the bucket ever served as the live generation."""
     try:
-        tags = client.get_bucket_tags(bucket)
+        tags = client.get_bucket_tags(bucket_name=bucket)
     except S3Error as error:
         if error.code in ("NoSuchBucket", "NoSuchTagSet"):
             return False
@@ -165,7 +169,7 @@ def went_live(client: Minio, bucket: str) -> bool:
 def claim(client: Minio, bucket: str, marker: str) -> bool:
     """Put the empty `marker` object into the bucket; False if the bucket is gone."""
     try:
-        client.put_object(bucket, marker, io.BytesIO(b""), 0)
+        client.put_object(bucket_name=bucket, object_name=marker, data=io.BytesIO(b""), length=0)
     except S3Error as error:
         if error.code == "NoSuchBucket":
             return False
@@ -179,7 +183,7 @@ def claimed(client: Minio, bucket: str, marker: str) -> bool:
     An older one was left by a run that crashed, and no longer counts.
     """
     try:
-        stat = client.stat_object(bucket, marker)
+        stat = client.stat_object(bucket_name=bucket, object_name=marker)
     except S3Error as error:
         if error.code in ("NoSuchKey", "NoSuchBucket", "NoSuchObject"):
             return False
@@ -191,7 +195,7 @@ def claimed(client: Minio, bucket: str, marker: str) -> bool:
 def release(client: Minio, bucket: str, marker: str) -> None:
     """Remove `marker` from the bucket; gone already is fine."""
     try:
-        client.remove_object(bucket, marker)
+        client.remove_object(bucket_name=bucket, object_name=marker)
     except S3Error as error:
         if error.code != "NoSuchBucket":
             raise
@@ -206,19 +210,21 @@ def delete_bucket(client: Minio, bucket: str) -> None:
     try:
         while names := [
             obj.object_name
-            for obj in client.list_objects(bucket, recursive=True)
+            for obj in client.list_objects(bucket_name=bucket, recursive=True)
             if obj.object_name and obj.object_name != DELETING
         ]:
             _remove(client, bucket, names)
         _remove(client, bucket, [DELETING])
-        client.remove_bucket(bucket)
+        client.remove_bucket(bucket_name=bucket)
     except S3Error as error:
         if error.code != "NoSuchBucket":
             raise
 
 
 def _remove(client: Minio, bucket: str, names: list[str]) -> None:
-    failures = list(client.remove_objects(bucket, (DeleteObject(name) for name in names)))
+    # minio-py 8 renames delete_object_list to objects.
+    deletes = (DeleteObject(name) for name in names)
+    failures = list(client.remove_objects(bucket_name=bucket, delete_object_list=deletes))
     if failures:
         raise SitemapError(f"could not empty {bucket}: {failures[0].message}")
 

@@ -25,7 +25,7 @@ from tests.container.pod import PodContainer, Running, start
 from tests.servers import serving
 from tests.service.api_support import encode, photo
 
-# The first test of a session builds the image: a cold build takes minutes (README).
+# The first test of a session builds the image: a cold build takes minutes (docs/testing.md).
 pytestmark = pytest.mark.timeout(1500)
 
 IMAGES = {

@@ -12,7 +12,7 @@ import pytest
 
 from tests.container.engine import BASE, NETWORK, REPORT, Build, ca_bundle, image_size, tool
 
-# The first test of a session builds the image: a cold build takes minutes (README).
+# The first test of a session builds the image: a cold build takes minutes (docs/testing.md).
 pytestmark = pytest.mark.timeout(1500)
 
 COMPILERS = ("gcc", "cc", "c++", "g++", "clang", "x86_64-linux-gnu-gcc-12", "tcc")

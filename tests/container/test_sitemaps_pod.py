@@ -28,7 +28,7 @@ from tests.container.engine import HOST_LOOPBACK, Build
 from tests.container.pod import PodContainer, Running, start
 from tests.postgres import PostgresServer
 
-# The first test of a session builds the image: a cold build takes minutes (README).
+# The first test of a session builds the image: a cold build takes minutes (docs/testing.md).
 pytestmark = pytest.mark.timeout(1500)
 
 ROWS = 1_200

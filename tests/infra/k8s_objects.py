@@ -39,7 +39,7 @@ def resource_field(container: dict[str, Any], ref: dict[str, Any]) -> str:
     request, divided by the divisor and rounded up to a whole number."""
     from math import ceil
 
-    from infra.config import parse_quantity
+    from infra.kinds import parse_quantity
 
     kind, _, resource = ref["resource"].partition(".")
     value = parse_quantity(str(container["resources"][kind][resource]))

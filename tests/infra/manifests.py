@@ -18,29 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from stack_render import ROOT, SECRET_MARK, Rendered, render_all
+from stack_render import ROOT, Rendered, render_all
 from stack_variants import VARIANTS
+
+from infra.offline import manifests
 
 STACKS = ("dev", "prod", "gateway")
 CHECKOV_CONFIG = ROOT / ".checkov.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
-REDACTED = "<redacted>"
-# Install order, as Helm uses it: what others refer to comes first.
-KIND_ORDER = (
-    "Namespace",
-    "NetworkPolicy",
-    "ServiceAccount",
-    "Secret",
-    "Role",
-    "RoleBinding",
-    "Service",
-    "PodDisruptionBudget",
-    "StatefulSet",
-    "Deployment",
-    "CronJob",
-    "Ingress",
-    "HTTPRoute",
-)
 # Printed by the audit hook below for every attempt to reach an address off loopback.
 BLOCKED_MARK = "checkov-offline: blocked"
 _SKIP_LINE = re.compile(r"^\s*-\s*(?P<check>CKV2?_[A-Z0-9_]+)\s*(?:#\s*(?P<reason>.*?))?\s*$")
@@ -85,35 +70,9 @@ with warnings.catch_warnings():
 """
 
 
-def _redact(value: Any, secret: bool = False) -> Any:
-    """`value` with what is marked secret replaced by REDACTED, keeping the keys of maps."""
-    if isinstance(value, dict):
-        if set(value) == {SECRET_MARK}:
-            return _redact(value[SECRET_MARK], secret=True)
-        return {key: _redact(item, secret) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_redact(item, secret) for item in value]
-    return REDACTED if secret else value
-
-
-def _head_first(obj: dict[str, Any]) -> dict[str, Any]:
-    head = ("apiVersion", "kind", "metadata")
-    return {**{key: obj[key] for key in head if key in obj}, **obj}
-
-
-def _order(obj: dict[str, Any]) -> tuple[int, str, str]:
-    kind = obj["kind"]
-    rank = KIND_ORDER.index(kind) if kind in KIND_ORDER else len(KIND_ORDER)
-    return rank, kind, obj["metadata"]["name"]
-
-
 def documents(rendered: Rendered) -> list[dict[str, Any]]:
     """Every Kubernetes object of one run, secrets redacted, in install order."""
-    objects = [
-        _head_first(Rendered.rebuild({**record, "inputs": _redact(record["inputs"])}))
-        for record in rendered.kubernetes()
-    ]
-    return sorted(objects, key=_order)
+    return manifests({"resources": rendered.resources})
 
 
 def write_manifests(rendered: Mapping[str, Rendered], outdir: Path) -> list[Path]:

@@ -1,14 +1,14 @@
 """Run the real Pulumi program under mocks for one stack file and record what it registers.
 
-Used two ways: as a script in a fresh interpreter (the Pulumi runtime is process-global), and
-as a module whose `render()` starts that script and reads back its JSON report.
+Used two ways: as a script in a fresh interpreter (`python -m tests.infra.stack_render`, as
+the Pulumi runtime is process-global), and as a module whose `render()` starts that script and
+reads back its JSON report. The engine itself is infra/offline.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -18,52 +18,21 @@ from typing import Any
 
 import yaml
 
+from infra.offline import (
+    SECRET_MARK,
+    kubernetes_object,
+    run_program,
+    stack_config_values,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = "kube-image-processing"
-SECRET_MARK = "__secret__"
-SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
-MOCK_DIGEST = "sha256:" + "ab" * 32
-MOCK_NODE_PORT = 31080
 
 
 def stack_config(stack: str) -> dict[str, Any]:
     """The `config:` block of Pulumi.<stack>.yaml."""
     document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())
     return dict(document.get("config") or {})
-
-
-def encode_secrets(value: Any) -> Any:
-    """Replace Pulumi's in-band secret wrappers with a JSON-friendly marker."""
-    if isinstance(value, dict):
-        if value.get(SECRET_SIG_KEY) == SECRET_SIG:
-            return {SECRET_MARK: encode_secrets(value.get("value"))}
-        return {key: encode_secrets(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [encode_secrets(item) for item in value]
-    return value
-
-
-def plain(value: Any) -> Any:
-    """`value` with every secret marker replaced by the value it hides."""
-    if isinstance(value, dict):
-        if set(value) == {SECRET_MARK}:
-            return plain(value[SECRET_MARK])
-        return {key: plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [plain(item) for item in value]
-    return value
-
-
-def integral(value: Any) -> Any:
-    """Whole floats back to ints: protobuf carries every number as a double."""
-    if isinstance(value, dict):
-        return {key: integral(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [integral(item) for item in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def is_secret(value: Any) -> bool:
@@ -75,125 +44,12 @@ def is_secret(value: Any) -> bool:
 
 
 def _run(arguments: argparse.Namespace) -> dict[str, Any]:
-    import pulumi
-    from pulumi.runtime import mocks as pulumi_mocks
-    from pulumi.runtime import settings
-    from pulumi.runtime.stack import Stack, run_pulumi_func
-    from pulumi.runtime.sync_await import _sync_await
-
-    previous: dict[str, dict[str, Any]] = {
-        name: json.loads(value) for name, value in arguments.previous
-    }
-    ignored: dict[str, list[str]] = {}
-
-    class Mocks(pulumi_mocks.Mocks):
-        def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str, dict]:
-            outputs = dict(args.inputs)
-            # An existing resource: for the fields in ignore_changes the engine keeps the
-            # inputs (and so the outputs) of the previous state instead of the program's.
-            for key, value in previous.get(args.name, {}).items():
-                if key in ignored.get(args.name, []):
-                    outputs[key] = value
-            if args.typ == "random:index/randomPassword:RandomPassword":
-                outputs["result"] = f"mock-generated-{args.name}"
-            elif args.typ == "docker-build:index:Image":
-                tags = outputs.get("tags") or []
-                outputs["digest"] = MOCK_DIGEST
-                outputs["ref"] = f"{tags[0]}@{MOCK_DIGEST}" if outputs.get("push") else tags[0]
-            elif args.typ.startswith("kubernetes:"):
-                metadata = dict(outputs.get("metadata") or {})
-                # pulumi-kubernetes auto-names objects without a name as <logical>-<random>.
-                metadata.setdefault("name", f"{args.name}-a1b2c3d4")
-                outputs["metadata"] = metadata
-                if args.typ == "kubernetes:core/v1:Service":
-                    spec = dict(outputs.get("spec") or {})
-                    if spec.get("type") == "NodePort":
-                        spec["ports"] = [
-                            {"nodePort": MOCK_NODE_PORT, **port} for port in spec.get("ports", [])
-                        ]
-                    outputs["spec"] = spec
-            return f"{args.name}-id", outputs
-
-        def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list | None]:
-            return {}, None
-
-    records: list[dict[str, Any]] = []
-
-    class RecordingMonitor(pulumi_mocks.MockMonitor):
-        def RegisterResource(self, request: Any) -> Any:
-            from pulumi.runtime import rpc
-
-            ignored[request.name] = list(request.ignoreChanges)
-            response = super().RegisterResource(request)
-            if request.type != "pulumi:pulumi:Stack":
-                state = self.resources[response.urn].state
-                records.append(
-                    {
-                        "urn": response.urn,
-                        "type": request.type,
-                        "name": request.name,
-                        "custom": request.custom,
-                        "parent": request.parent,
-                        "provider": request.provider,
-                        "providers": dict(request.providers),
-                        "inputs": encode_secrets(rpc.deserialize_properties(request.object)),
-                        "outputs": encode_secrets(state),
-                        "ignoreChanges": list(request.ignoreChanges),
-                        "replaceOnChanges": list(request.replaceOnChanges),
-                        "deleteBeforeReplace": request.deleteBeforeReplace,
-                        "additionalSecretOutputs": list(request.additionalSecretOutputs),
-                    }
-                )
-            return response
-
-    warnings: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if record.levelno >= logging.WARNING:
-                warnings.append(record.getMessage())
-
-    logger = logging.getLogger("pulumi-mock-engine")
-    logger.addHandler(Collect())
-    logger.propagate = False
-
-    mocks = Mocks()
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(
-        mocks,
-        project=PROJECT,
-        stack=arguments.stack,
-        preview=arguments.preview,
-        logger=logger,
-        monitor=monitor,
+    config = stack_config_values(dict(_config(arguments)))
+    previous = {name: json.loads(value) for name, value in arguments.previous}
+    secret_keys = [key for key, _ in arguments.secret]
+    return run_program(
+        arguments.stack, config, secret_keys, preview=arguments.preview, previous=previous
     )
-
-    config = {key: v if isinstance(v, str) else json.dumps(v) for key, v in _config(arguments)}
-    pulumi.runtime.set_all_config(config, secret_keys=[key for key, _ in arguments.secret])
-
-    report: dict[str, Any] = {"resources": records, "outputs": {}, "warnings": warnings}
-    try:
-        # Exactly what the Python language host does with `main: infra/`.
-        _sync_await(run_pulumi_func(lambda: _run_program()))
-    except Exception as exc:
-        report["error"] = {"type": type(exc).__name__, "message": str(exc)}
-        return report
-    report["error"] = None
-    stack = settings.get_root_resource()
-    assert isinstance(stack, Stack)
-    for name, value in stack.outputs.items():
-        output = pulumi.Output.from_input(value)
-        report["outputs"][name] = {
-            "value": _sync_await(output.future()),
-            "secret": _sync_await(output.is_secret()),
-        }
-    return report
-
-
-def _run_program() -> None:
-    import runpy
-
-    runpy.run_path("infra", run_name="__main__")
 
 
 def _config(arguments: argparse.Namespace) -> list[tuple[str, Any]]:
@@ -277,7 +133,6 @@ def _batch(batch: dict[str, list[str]], jobs: int) -> int:
 def main() -> None:
     arguments = _parser().parse_args()
     os.chdir(ROOT)
-    sys.path.insert(0, str(ROOT))
     if arguments.batch:
         batch = json.loads(Path(arguments.batch).read_text())
         sys.exit(1 if _batch(batch, arguments.jobs) else 0)
@@ -308,12 +163,7 @@ class Rendered:
 
     @staticmethod
     def rebuild(record: dict[str, Any]) -> dict[str, Any]:
-        obj = integral(plain(record["inputs"]))
-        metadata = dict(obj.get("metadata") or {})
-        # Auto-named objects get their name from the provider; take it from the mock state.
-        metadata.setdefault("name", plain(record["outputs"])["metadata"]["name"])
-        obj["metadata"] = metadata
-        return obj
+        return kubernetes_object(record)
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:
         return [obj for obj in self.objects() if obj["kind"] == kind]
@@ -376,7 +226,8 @@ def render_all(variants: dict[str, Variant], tmp_dir: Path, jobs: int = 2) -> di
     )
     command = [
         sys.executable,
-        str(Path(__file__).resolve()),
+        "-m",
+        "tests.infra.stack_render",
         "--batch",
         str(batch_file),
         "--jobs",

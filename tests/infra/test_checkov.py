@@ -11,7 +11,6 @@ import yaml
 from manifests import (
     BLOCKED_MARK,
     NETWORK_GUARD,
-    REDACTED,
     Scan,
     documents,
     run_checkov,
@@ -20,6 +19,8 @@ from manifests import (
     write_manifests,
 )
 from stack_render import ROOT, Rendered
+
+from infra.offline import REDACTED
 
 SCRIPT = ROOT / "scripts" / "render-manifests.py"
 

@@ -7,8 +7,11 @@ from typing import Any
 import pytest
 from stack_render import Rendered, stack_config
 
-from infra.config import ConfigError, parse_quantity, parse_stack_config
+from infra.config import ConfigError, parse_stack_config
 from infra.cron import CronError, validate_schedule
+from infra.image import build_platform, image_name, registry_host
+from infra.kinds import parse_quantity
+from service.settings import route_timeout_seconds
 
 SECRET = object()  # stands in for a secret Output; the parser only checks presence
 
@@ -35,7 +38,7 @@ def test_stack_files_parse() -> None:
     assert config.minio.distributed
     assert config.minio.ci_cd_mode
     assert config.api.replicas == 2
-    assert config.api.proxy_read_timeout_seconds == 60
+    assert route_timeout_seconds(config.api.fetch_timeout_seconds) == 60
     assert config.kubernetes.context == "minikube"
 
 
@@ -55,76 +58,180 @@ def test_defaults_without_a_stack_file() -> None:
 BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     (
         {"sitemaps.source": "bucket", "sitemaps.query": "SELECT loc, lastmod FROM items"},
-        "sitemaps.query needs sitemaps.source=sql",
+        "sitemaps.query: needs sitemaps.source=sql",
     ),
-    ({"api.replicas": -1}, "api.replicas must be an integer >= 1, got -1"),
-    ({"minio.replicas": -3}, "minio.replicas must be an integer >= 1, got -3"),
-    ({"api.replicas": "two"}, 'api.replicas must be an integer >= 1, got "two"'),
-    ({"minio.storageSize": "5Gx"}, "minio.storageSize must be a Kubernetes quantity"),
-    ({"api.resources.limits.memory": "512MB"}, "api.resources.limits.memory must be a Kubernetes"),
-    ({"ingress.className": "traefik"}, 'ingress.className must be one of nginx, got "traefik"'),
-    ({"sitemaps.schedule": "every hour"}, 'sitemaps.schedule "every hour" is not a cron'),
-    ({"sitemaps.schedule": "0 25 * * *"}, "hour value 25 is outside 0-23"),
-    ({"sitemaps.schedule": "* * *"}, "expected 5 fields"),
-    ({"minio.antiAffinity": "strict"}, "minio.antiAffinity must be one of soft, hard"),
-    ({"minio.replicas": 17}, "minio.replicas=17 cannot be split into equal erasure sets"),
-    ({"minio.antiAffinity": "hard"}, "minio.ciCdMode=true (MINIO_CI_CD) is only for"),
-    ({"minio.image": "quay.io/minio/minio:latest"}, "minio.image must not use the tag latest"),
-    ({"minio.image": "quay.io/minio/minio"}, "minio.image must be an image reference pinned"),
-    ({"api.nodePort": 8080}, "api.nodePort must be an integer from 30000 to 32767"),
-    ({"api.host": "Not A Host"}, "api.host must be a DNS host name"),
-    ({"namespace": "Kube_Images"}, "namespace must be a DNS label"),
-    ({"api.replica": 3}, "unknown config key api.replica; allowed keys under api:"),
-    ({"image.platform": "linux/sparc"}, "image.platform must be one of linux/amd64, linux/arm64"),
-    ({"image.push": True}, "image.push=true needs image.registry"),
+    ({"api.replicas": -1}, "api.replicas: must be an integer from 1 to 2147483647, got -1"),
+    ({"minio.replicas": -3}, "minio.replicas: must be an integer from 1 to 2147483647, got -3"),
+    ({"api.replicas": "two"}, 'api.replicas: must be an integer from 1 to 2147483647, got "two"'),
+    (
+        {"minio.storageSize": "5Gx"},
+        'minio.storageSize: must be a quantity such as 500m or 5Gi, got "5Gx"',
+    ),
+    (
+        {"api.resources.limits.memory": "512MB"},
+        'api.resources.limits.memory: must be a quantity such as 500m or 5Gi, got "512MB"',
+    ),
+    ({"ingress.className": "traefik"}, 'ingress.className: must be one of nginx, got "traefik"'),
+    (
+        {"sitemaps.schedule": "every hour"},
+        "sitemaps.schedule: is not a cron schedule: expected 5 fields (minute hour day-of-month",
+    ),
+    (
+        {"sitemaps.schedule": "0 25 * * *"},
+        'sitemaps.schedule: is not a cron schedule: hour value 25 is outside 0-23, got "0 25 * *',
+    ),
+    (
+        {"sitemaps.schedule": "* * *"},
+        "sitemaps.schedule: is not a cron schedule: expected 5 fields (minute hour day-of-month",
+    ),
+    (
+        {"minio.antiAffinity": "strict"},
+        'minio.antiAffinity: must be one of soft, hard, got "strict"',
+    ),
+    (
+        {"minio.replicas": 17},
+        "minio.replicas: 17 cannot be split into erasure sets of 2 to 16 drives; choose 1, 2 to",
+    ),
+    (
+        {"minio.antiAffinity": "hard"},
+        "minio.ciCdMode: true is for single-machine clusters whose volumes sit on the root disk;",
+    ),
+    (
+        {"minio.image": "quay.io/minio/minio:latest"},
+        "minio.image: must not use the tag latest; pin a release tag, got",
+    ),
+    (
+        {"minio.image": "quay.io/minio/minio"},
+        'minio.image: must be pinned by tag or digest, got "quay.io/minio/minio"',
+    ),
+    ({"api.nodePort": 8080}, "api.nodePort: must be an integer from 30000 to 32767, got 8080"),
+    (
+        {"api.host": "Not A Host"},
+        'api.host: must be a DNS host name such as api.example.com, got "Not A Host"',
+    ),
+    (
+        {"namespace": "Kube_Images"},
+        'namespace: must be a DNS label such as images, got "Kube_Images"',
+    ),
+    ({"api.replica": 3}, "api.replica: is not a known key; did you mean replicas?"),
+    (
+        {"image.platform": "linux/sparc"},
+        'image.platform: must be one of linux/amd64, linux/arm64, got "linux/sparc"',
+    ),
+    ({"image.push": True}, "image.push: true needs image.registry: there is nowhere to push to"),
     (
         {"image.registry": "registry.example.com", "image.username": "ci"},
-        "image.registry=registry.example.com needs both image.username and the secret",
+        "image.username: needs its token: pulumi config set --secret registryPassword <token>",
     ),
-    ({"image.registry": "https://ghcr.io/org"}, "image.registry must be a registry host[:port]"),
-    ({"image.registry": "ghcr.io/Org"}, "optionally with a path such as ghcr.io/org, got"),
-    ({"sitemaps.schedule": "0 3 * * 7"}, "day of week value 7 is outside 0-6"),
-    ({"sitemaps.schedule": "@DAILY"}, "unknown macro @DAILY; allowed (lower case): @yearly"),
-    ({"sitemaps.schedule": "@Hourly"}, 'sitemaps.schedule "@Hourly" is not a cron schedule'),
-    ({"api.host": "192.168.49.2"}, "api.host must be a DNS host name, not an IP address"),
-    ({"api.host": "2001:db8::1"}, "api.host must be a DNS host name, not an IP address"),
-    ({"sitemaps.host": "10.0.0.1"}, "sitemaps.host must be a DNS host name, not an IP address"),
-    ({"api.host": "a" * 64 + ".example.com"}, "api.host has a label of 64 characters; each"),
-    ({"sitemaps.host": "s." + "b" * 70 + ".test"}, "sitemaps.host has a label of 70 characters"),
-    ({"api.incomingBucket": "In_Coming"}, "api.incomingBucket would stop the API at start: "),
-    ({"api.processedBucket": "pr"}, "api.processedBucket would stop the API at start: "),
+    (
+        {"image.registry": "https://ghcr.io/org"},
+        "image.registry: must be a registry host[:port], optionally with a path, such as",
+    ),
+    (
+        {"image.registry": "ghcr.io/Org"},
+        "image.registry: must be a registry host[:port], optionally with a path, such as",
+    ),
+    (
+        {"sitemaps.schedule": "0 3 * * 7"},
+        'sitemaps.schedule: is not a cron schedule: day of week value 7 is outside 0-6, got "0 3',
+    ),
+    (
+        {"sitemaps.schedule": "@DAILY"},
+        "sitemaps.schedule: is not a cron schedule: unknown macro @DAILY; allowed (lower case):",
+    ),
+    (
+        {"sitemaps.schedule": "@Hourly"},
+        "sitemaps.schedule: is not a cron schedule: unknown macro @Hourly; allowed (lower case):",
+    ),
+    (
+        {"api.host": "192.168.49.2"},
+        'api.host: must be a DNS host name, not an IP address, got "192.168.49.2"',
+    ),
+    (
+        {"api.host": "2001:db8::1"},
+        'api.host: must be a DNS host name, not an IP address, got "2001:db8::1"',
+    ),
+    (
+        {"sitemaps.host": "10.0.0.1"},
+        'sitemaps.host: must be a DNS host name, not an IP address, got "10.0.0.1"',
+    ),
+    (
+        {"api.host": "a" * 64 + ".example.com"},
+        "api.host: must be a DNS host name of at most 253 characters, 63 between dots, got",
+    ),
+    (
+        {"sitemaps.host": "s." + "b" * 70 + ".test"},
+        "sitemaps.host: must be a DNS host name of at most 253 characters, 63 between dots, got",
+    ),
+    (
+        {"api.incomingBucket": "In_Coming"},
+        "api.incomingBucket: must be a valid S3 bucket name: 3 to 63 lowercase letters, digits,",
+    ),
+    (
+        {"api.processedBucket": "pr"},
+        "api.processedBucket: must be a valid S3 bucket name: 3 to 63 lowercase letters, digits,",
+    ),
     (
         {"api.incomingBucket": "images", "api.processedBucket": "images"},
-        "api.incomingBucket and api.processedBucket must differ",
+        "api.processedBucket: must differ from api.incomingBucket (images)",
     ),
-    ({"namespace": "default"}, "namespace default exists in every cluster, so the stack cannot"),
-    ({"namespace": "kube-system"}, "namespace kube-system exists in every cluster"),
-    ({"namespace": "kube-public"}, "set namespaceExists=true to deploy into it"),
-    ({"namespaceExists": "maybe"}, 'namespaceExists must be true or false, got "maybe"'),
+    (
+        {"namespace": "default"},
+        "namespace: is in every cluster: choose another, or set namespaceExists=true",
+    ),
+    (
+        {"namespace": "kube-system"},
+        "namespace: is in every cluster: choose another, or set namespaceExists=true",
+    ),
+    (
+        {"namespace": "kube-public"},
+        "namespace: is in every cluster: choose another, or set namespaceExists=true",
+    ),
+    ({"namespaceExists": "maybe"}, 'namespaceExists: must be true or false, got "maybe"'),
     (
         {"sitemaps.baseUrl": "https://cdn.example.com/sitemaps"},
-        "sitemaps.baseUrl must be served by the sitemaps Ingress, so its host must be "
-        "sitemaps.host (sitemaps.kube-image-processing.test)",
+        "sitemaps.baseUrl: must be http(s)://sitemaps.kube-image-processing.test/sitemaps",
     ),
-    ({"minio.allowedCidrs": "10.0.0.0/8"}, "minio.allowedCidrs must be a list of CIDRs"),
-    ({"minio.allowedCidrs": ["10.0.0.1/8"]}, 'minio.allowedCidrs has "10.0.0.1/8", which is'),
-    ({"minio.allowDataLoss": "yes"}, 'minio.allowDataLoss must be true or false, got "yes"'),
-    ({"kubernetes.clusterDomain": "10.96.0.10"}, "kubernetes.clusterDomain must be a DNS host"),
-    ({"kubernetes.clusterDomian": "x.local"}, "unknown config key kubernetes.clusterDomian"),
-    ({"sitemaps.source": "sql"}, "sitemaps.source=sql needs sitemaps.query and the secret"),
-    ({"sitemaps.baseUrl": "http://x.example.com/maps"}, "sitemaps.baseUrl must be an absolute"),
+    ({"minio.allowedCidrs": "10.0.0.0/8"}, 'minio.allowedCidrs: must be a list, got "10.0.0.0/8"'),
+    (
+        {"minio.allowedCidrs": ["10.0.0.1/8"]},
+        "minio.allowedCidrs[0]: must be a CIDR such as 10.0.0.0/24 (host bits zero), got",
+    ),
+    ({"minio.allowDataLoss": "yes"}, 'minio.allowDataLoss: must be true or false, got "yes"'),
+    (
+        {"kubernetes.clusterDomain": "10.96.0.10"},
+        'kubernetes.clusterDomain: must be a DNS host name, not an IP address, got "10.96.0.10"',
+    ),
+    (
+        {"kubernetes.clusterDomian": "x.local"},
+        "kubernetes.clusterDomian: is not a known key; did you mean clusterDomain?",
+    ),
+    (
+        {"sitemaps.source": "sql"},
+        "sitemaps.source: sql takes sitemaps.query or sitemaps.sections (one of them)",
+    ),
+    (
+        {"sitemaps.baseUrl": "http://x.example.com/maps"},
+        "sitemaps.baseUrl: must be http(s)://sitemaps.kube-image-processing.test/sitemaps",
+    ),
     (
         {"api.host": "sitemaps.kube-image-processing.test"},
-        "sitemaps.host must differ from api.host",
+        "sitemaps.host: must differ from api.host (sitemaps.kube-image-processing.test)",
     ),
     (
         {"api.resources.requests.memory": "1Gi", "api.resources.limits.memory": "512Mi"},
-        "api.resources.limits.memory (512Mi) must not be below api.resources.requests.memory",
+        "api.resources.limits.memory: 512Mi is below requests.memory (1Gi)",
     ),
-    ({"minio.storageSize": "0"}, "minio.storageSize must be larger than 0"),
-    ({"minio": "four"}, 'minio must be an object, got "four"'),
-    ({"apiReplicas": 3}, "unknown config key apiReplicas; allowed keys under kube-image-"),
-    ({"sitemaps.siteUrl": "images.example.com"}, "sitemaps.siteUrl must be the absolute"),
+    ({"minio.storageSize": "0"}, "minio.storageSize: must be larger than 0, got 0"),
+    ({"minio": "four"}, 'minio: must be an object of keys and values, got "four"'),
+    (
+        {"apiReplicas": 3},
+        "apiReplicas: is not a known key; known keys here: api, image, ingress, kubernetes,",
+    ),
+    (
+        {"sitemaps.siteUrl": "images.example.com"},
+        'sitemaps.siteUrl: must be an absolute http(s) URL, got "images.example.com"',
+    ),
 ]
 
 
@@ -157,27 +264,26 @@ def test_registry_without_static_credentials_is_accepted() -> None:
         },
         {},
     )
-    assert config.image.push
+    assert config.image.pushes
     assert config.image.username is None
-    assert config.image.password is None
+    assert config.secret("registryPassword") is None
 
 
 def test_registry_with_a_path_is_split_into_host_and_repository() -> None:
     config = parse_stack_config(
         {"image": {"registry": "ghcr.io/org/team"}, "api": {"host": "images.example.test"}}, {}
     )
-    assert config.image.registry == "ghcr.io"
-    assert config.image.repository == "org/team/kube-image-processing"
-    assert config.image.name == "ghcr.io/org/team/kube-image-processing"
+    assert registry_host(config.image) == "ghcr.io"
+    assert image_name(config.image) == "ghcr.io/org/team/kube-image-processing"
 
 
 def test_platform_is_left_to_the_daemon_without_a_push() -> None:
-    assert parse({}).image.platform is None
-    assert parse({"image.platform": "linux/arm64"}).image.platform == "linux/arm64"
+    assert build_platform(parse({}).image) is None
+    assert build_platform(parse({"image.platform": "linux/arm64"}).image) == "linux/arm64"
     pushed = parse_stack_config(
         {"image": {"registry": "registry.example.com"}, "api": {"host": "images.example.test"}}, {}
     )
-    assert pushed.image.platform == "linux/amd64"
+    assert build_platform(pushed.image) == "linux/amd64"
 
 
 def test_an_existing_namespace_is_accepted_when_the_stack_says_so() -> None:
@@ -210,8 +316,8 @@ def test_registry_with_credentials_is_accepted() -> None:
         },
         {"registryPassword": SECRET},
     )
-    assert config.image.push
-    assert config.image.name == "registry.example.com:5000/kube-image-processing"
+    assert config.image.pushes
+    assert image_name(config.image) == "registry.example.com:5000/kube-image-processing"
 
 
 @pytest.mark.parametrize("replicas", [1, 2, 3, 4, 16, 18, 32])
@@ -270,12 +376,12 @@ def test_quantities() -> None:
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("bad-replicas", "api.replicas must be an integer >= 1, got -1"),
-        ("bad-schedule", 'sitemaps.schedule "every hour" is not a cron schedule'),
-        ("prod-without-secret", "needs both image.username and the secret registryPassword"),
-        ("bare", "sitemaps.source=bucket lists images under the API's public URL"),
-        ("no-api-host-bucket-sitemaps", "set api.host (or sitemaps.siteUrl)"),
-        ("tls-without-api-host", "ingress.tls needs api.host"),
+        ("bad-replicas", "api.replicas: must be an integer from 1 to 2147483647, got -1"),
+        ("bad-schedule", "sitemaps.schedule: is not a cron schedule: expected 5 fields"),
+        ("prod-without-secret", "image.username: needs its token: pulumi config set --secret"),
+        ("bare", "sitemaps.source: bucket needs api.host or sitemaps.siteUrl"),
+        ("no-api-host-bucket-sitemaps", "sitemaps.source: bucket needs api.host or sitemaps.site"),
+        ("tls-without-api-host", "ingress.tls: needs api.host"),
     ],
 )
 def test_the_program_stops_with_the_message(

@@ -210,7 +210,7 @@ def test_a_tls_endpoint_behind_the_sitemaps_route_is_refused(rendered) -> None:
     error = rendered["gateway-external-tls-refused"].error
     assert error is not None
     assert error["type"] == "ConfigError"
-    assert "sitemaps.enabled with storage.tls=true is not supported" in error["message"]
+    assert "storage.tls: true cannot serve the sitemaps route" in error["message"]
     assert rendered["gateway-external-tls-refused"].kubernetes() == []
 
 

@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 import yaml
 from manifests import documents
-from stack_render import Rendered, plain
+from stack_render import Rendered
+
+from infra.offline import plain
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 # The image tag follows the build context's content, so any change to service/ moves it.

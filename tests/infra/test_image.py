@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 from k8s_objects import containers, pod_spec
-from stack_render import MOCK_DIGEST, Rendered, is_secret, plain
+from stack_render import Rendered, is_secret
 
 from infra.image import REPO_ROOT, context_digest, docker_config_json, dockerignore_allowlist
+from infra.offline import MOCK_DIGEST, plain
 
 IMAGE_TYPE = "docker-build:index:Image"
 
@@ -30,7 +31,7 @@ def test_builds_the_root_dockerfile(stack: Rendered) -> None:
 
 
 def test_without_a_push_the_daemons_own_platform_is_built(dev: Rendered, prod: Rendered) -> None:
-    """minikube's daemon builds for its own node, amd64 or arm64 (pitfall 6)."""
+    """minikube's daemon builds for its own node, amd64 or arm64."""
     assert "platforms" not in image(dev)["inputs"]
     assert image(prod)["inputs"]["platforms"] == ["linux/amd64"]
 
@@ -136,7 +137,7 @@ def test_build_can_be_skipped_on_preview(variant) -> None:
 
 
 def test_the_previewed_stack_commits_build_on_preview() -> None:
-    """Set only in CI, it would show as a change in every preview (pitfall 13)."""
+    """Set only in CI, it would show as a change in every preview."""
     from stack_render import stack_config
 
     assert stack_config("prod")["kube-image-processing:image"]["buildOnPreview"] is False

@@ -59,8 +59,8 @@ def test_allowed_data_loss_starts_an_empty_minio_on_fresh_volumes(variant) -> No
     result = variant("topology-allowed")
     statefulset = result.one("StatefulSet", "minio")
     assert statefulset["spec"]["replicas"] == 4
-    # A new claim name replaces the StatefulSet (pitfall 10) with new, empty volumes; the
-    # claims of the 2-server MinIO are retained, not reused.
+    # A new claim name replaces the StatefulSet (its volumeClaimTemplates cannot change in
+    # place) with new, empty volumes; the claims of the 2-server MinIO are retained, not reused.
     assert statefulset["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data-4x1"
     record = topology(result)
     assert record["ignoreChanges"] == []
@@ -88,10 +88,14 @@ def test_one_to_many_is_a_topology_change() -> None:
 @pytest.mark.parametrize(
     ("name", "key", "secret"),
     [
-        ("short-root-user", "minioRootUser must have at least 3 characters", SHORT_ROOT_USER),
+        (
+            "short-root-user",
+            "minioRootUser: must be a string of at least 3 characters",
+            SHORT_ROOT_USER,
+        ),
         (
             "short-root-password",
-            "minioRootPassword must have at least 8 characters",
+            "minioRootPassword: must be a string of at least 8 characters",
             SHORT_ROOT_PASSWORD,
         ),
     ],

@@ -1,4 +1,7 @@
-"""MinioCluster: Secret, Services, StatefulSet, PDB and the MinIO pitfalls."""
+"""MinioCluster: Secret, Services, StatefulSet, PDB and what MinIO needs on a real cluster.
+
+Why each of those is needed: docs/architecture.md, "Real-cluster traps the program avoids".
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,8 @@ from k8s_objects import containers, env, pod_spec
 from stack_render import Rendered, is_secret
 from stack_variants import OTHER_MINIO_IMAGE
 
-from infra.config import DEFAULT_MINIO_IMAGE, SILO_IMAGE, parse_stack_config
+from infra.config import parse_stack_config
+from infra.config.minio import DEFAULT_MINIO_IMAGE, SILO_IMAGE
 
 
 def minio(stack: Rendered) -> dict:
@@ -182,7 +186,7 @@ def test_image_is_pinned_and_configurable(dev: Rendered, variant) -> None:
     assert containers(minio(variant("minio-1")))[0]["image"] == OTHER_MINIO_IMAGE
 
 
-def test_the_maintained_drop_in_named_in_the_readme_is_accepted() -> None:
+def test_the_maintained_drop_in_named_in_the_docs_is_accepted() -> None:
     config = parse_stack_config(
         {"api": {"host": "images.example.test"}, "minio": {"image": SILO_IMAGE}}, {}
     )

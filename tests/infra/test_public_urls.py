@@ -50,7 +50,7 @@ def test_every_published_url_names_the_host_whose_ingress_serves_it(stack: Rende
 
 
 def test_the_api_names_the_sitemap_index_for_robots_txt(stack: Rendered, variant) -> None:
-    """Cross-host sitemaps count only where the listed host's robots.txt names them (pitfall 16)."""
+    """Cross-host sitemaps count only where the listed host's robots.txt names them."""
     assert api_values(stack)["SITEMAP_INDEX_URL"] == stack.outputs["sitemaps_url"]["value"]
     assert "SITEMAP_INDEX_URL" not in api_values(variant("sitemaps-off"))
 
@@ -132,45 +132,63 @@ SQL = {"sitemaps.source": "sql"}
 DATABASE = {"sitemapDatabaseUrl": SECRET}
 
 BAD = [
-    ({"ingress.tls": "site-tls"}, 'ingress.tls must be an object, got "site-tls"'),
+    (
+        {"ingress.tls": "site-tls"},
+        'ingress.tls: must be an object of keys and values, got "site-tls"',
+    ),
     (
         {"ingress.tls": {"secretName": "a", "clusterIssuer": "b"}},
-        "ingress.tls takes one of secretName, clusterIssuer, issuer, got clusterIssuer, secretName",
+        "ingress.tls: takes one of secretName, clusterIssuer, issuer; got clusterIssuer,",
     ),
-    ({"ingress.tls": {"secretName": "Site_TLS"}}, "ingress.tls.secretName must be a Kubernetes"),
-    ({"ingress.tls": {"clusterIssuer": 3}}, "ingress.tls.clusterIssuer must be a string, got 3"),
-    ({"ingress.tls": {"acme": "x"}}, "unknown config key ingress.tls.acme"),
-    ({"ingress.tls": {"issuer": "ca"}, "api.host": None}, "ingress.tls needs api.host"),
+    (
+        {"ingress.tls": {"secretName": "Site_TLS"}},
+        "ingress.tls.secretName: must be a Kubernetes object name (lowercase letters, digits,",
+    ),
+    ({"ingress.tls": {"clusterIssuer": 3}}, "ingress.tls.clusterIssuer: must be a string, got 3"),
+    (
+        {"ingress.tls": {"acme": "x"}},
+        "ingress.tls.acme: is not a known key; known keys here: clusterIssuer, issuer, secretName",
+    ),
+    (
+        {"ingress.tls": {"issuer": "ca"}, "api.host": None},
+        "ingress.tls: needs api.host, and routing.kind=ingress (not a Gateway's TLS)",
+    ),
     (
         {
             "ingress.tls": {"issuer": "ca"},
             "sitemaps.baseUrl": "http://sitemaps.kube-image-processing.test/sitemaps",
         },
-        "sitemaps.baseUrl must be https with ingress.tls set",
+        "sitemaps.baseUrl: must be https where the routes terminate TLS",
     ),
     (
         {"ingress.tls": {"issuer": "ca"}, "sitemaps.siteUrl": "http://images.example.com"},
-        "sitemaps.siteUrl must be https with ingress.tls set",
+        "sitemaps.siteUrl: must be https where the routes terminate TLS",
     ),
-    ({"api.host": None}, "sitemaps.source=bucket lists images under the API's public URL"),
-    ({"sitemaps.sections": SECTIONS}, "sitemaps.sections needs sitemaps.source=sql"),
+    (
+        {"api.host": None},
+        "sitemaps.source: bucket needs api.host or sitemaps.siteUrl, or enabled=false",
+    ),
+    ({"sitemaps.sections": SECTIONS}, "sitemaps.sections: needs sitemaps.source=sql"),
     (
         {**SQL, "sitemaps.query": "SELECT 1", "sitemaps.sections": SECTIONS},
-        "sitemaps.sections and sitemaps.query exclude each other",
+        "sitemaps.source: sql takes sitemaps.query or sitemaps.sections (one of them)",
     ),
-    ({**SQL, "sitemaps.sections": "products"}, "sitemaps.sections must be a list of {name, query}"),
-    ({**SQL, "sitemaps.sections": ["products"]}, "sitemaps.sections[0] must be an object"),
+    ({**SQL, "sitemaps.sections": "products"}, 'sitemaps.sections: must be a list, got "products"'),
+    (
+        {**SQL, "sitemaps.sections": ["products"]},
+        'sitemaps.sections[0]: must be an object of keys and values, got "products"',
+    ),
     (
         {**SQL, "sitemaps.sections": [{"name": "a"}]},
-        "sitemaps.sections[0] needs both name and query",
+        "sitemaps.sections[0].query: is required but not set",
     ),
     (
         {**SQL, "sitemaps.sections": [{"name": "a", "query": "q", "limit": 5}]},
-        "unknown config key sitemaps.sections[0].limit",
+        "sitemaps.sections[0].limit: is not a known key; known keys here: name, query",
     ),
     (
         {**SQL, "sitemaps.sections": [{"name": "a", "query": "q"}, {"name": "a", "query": "r"}]},
-        'sitemaps.sections[1].name "a" is used twice',
+        "sitemaps.sections: names must differ, got a, a",
     ),
 ]
 
@@ -185,7 +203,9 @@ def test_wrong_values_stop_with_one_line(changes: dict[str, Any], message: str) 
 
 @pytest.mark.parametrize("name", ["Products", "blog_posts", "a" * 41, "posts/2024", "é"])
 def test_section_names_fit_file_names(name: str) -> None:
-    with pytest.raises(ConfigError, match=r"sitemaps\.sections\[0\]\.name must be 1 to 40"):
+    with pytest.raises(
+        ConfigError, match=r"sitemaps\.sections\[0\]\.name: must be 1-40 characters"
+    ):
         parse({**SQL, "sitemaps.sections": [{"name": name, "query": "q"}]}, DATABASE)
 
 
@@ -197,7 +217,7 @@ def test_section_names_accepted(name: str) -> None:
 
 def test_tls_turns_the_default_urls_https() -> None:
     config = parse({"ingress.tls": {"clusterIssuer": "letsencrypt"}})
-    assert config.ingress.scheme == "https"
+    assert config.scheme == "https"
     assert config.sitemaps.base_url == "https://sitemaps.kube-image-processing.test/sitemaps"
     assert config.sitemaps.site_url == "https://images.kube-image-processing.test"
     assert config.sitemaps.index_url.startswith("https://")

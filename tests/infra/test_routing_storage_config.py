@@ -32,7 +32,7 @@ def test_defaults_are_todays_ingresses_and_minio() -> None:
     assert config.routing.kind == "ingress"
     assert config.routing.gateway is None
     assert config.storage.kind == "minio"
-    assert config.storage.external is None
+    assert config.storage.endpoint is None
 
 
 def test_gateway_defaults_to_the_stack_namespace_and_no_listener() -> None:
@@ -60,15 +60,15 @@ def test_external_storage_takes_endpoint_tls_region_and_secret_credentials() -> 
         secrets=EXTERNAL_SECRETS,
         sitemaps={**dev_raw()["sitemaps"]},
     )
-    external = config.storage.external
-    assert external is not None
-    assert (external.endpoint, external.tls, external.region) == (
+    storage = config.storage
+    assert (storage.endpoint, storage.tls, storage.region) == (
         "objects.storage.example.test:9000",
         False,
         "eu-west-1",
     )
-    assert external.access_key is SECRET
-    assert external.secret_key is SECRET
+    assert storage.host == "objects.storage.example.test"
+    assert config.secret("storageAccessKey") is SECRET
+    assert config.secret("storageSecretKey") is SECRET
 
 
 def test_external_tls_defaults_on_and_is_accepted_without_sitemaps() -> None:
@@ -77,8 +77,8 @@ def test_external_tls_defaults_on_and_is_accepted_without_sitemaps() -> None:
         secrets=EXTERNAL_SECRETS,
         sitemaps={"enabled": False},
     )
-    assert config.storage.external is not None
-    assert config.storage.external.tls
+    assert config.storage.kind == "external"
+    assert config.storage.tls is None  # unset: HTTPS
 
 
 def test_the_gateway_stack_file_parses() -> None:
@@ -92,41 +92,43 @@ def test_the_gateway_stack_file_parses() -> None:
 REFUSED = [
     (
         {"routing": {"kind": "traefik"}},
-        'routing.kind must be one of ingress, gateway, got "traefik"',
+        'routing.kind: must be one of ingress, gateway, got "traefik"',
     ),
-    ({"routing": {"kind": "gateway"}}, "routing.kind=gateway needs routing.gateway.name"),
+    (
+        {"routing": {"kind": "gateway"}},
+        "routing.gateway.name: is required with routing.kind=gateway (an existing one)",
+    ),
     (
         {"routing": {"gateway": {"name": "shared"}}},
-        "routing.gateway is only read with routing.kind=gateway",
+        "routing.gateway: is only read with routing.kind=gateway",
     ),
     (
         {"routing": {"kind": "gateway", "gateway": {"name": "Shared_GW"}}},
-        "routing.gateway.name must be a Kubernetes object name (lowercase letters, digits, "
-        "'-' and '.'), got \"Shared_GW\"",
+        "routing.gateway.name: must be a Kubernetes object name (lowercase letters, digits, '-', '.'), got \"Shared_GW\"",
     ),
     (
         {"routing": {"kind": "gateway", "gateway": {"name": "gw", "namespace": "a.b"}}},
-        "routing.gateway.namespace must be a namespace name",
+        'routing.gateway.namespace: must be a DNS label such as images, got "a.b"',
     ),
     (
         {"routing": {"kind": "gateway", "gateway": {"name": "gw", "sectionName": "HTTPS"}}},
-        "routing.gateway.sectionName must be a Kubernetes object name",
+        "routing.gateway.sectionName: must be a Kubernetes object name (lowercase letters,",
     ),
     (
         {"routing": {"kind": "gateway", "gateway": {"name": "gw", "listener": "https"}}},
-        "unknown config key routing.gateway.listener",
+        "routing.gateway.listener: is not a known key; known keys here: https, name, namespace,",
     ),
     (
         {"routing": {"kind": "gateway", "gateway": {"name": "gw", "https": "yes"}}},
-        'routing.gateway.https must be true or false, got "yes"',
+        'routing.gateway.https: must be true or false, got "yes"',
     ),
     (
         {"routing": {"kind": "gateway", "gateway": {"name": "gw", "requestTimeout": "60s"}}},
-        'routing.gateway.requestTimeout must be true or false, got "60s"',
+        'routing.gateway.requestTimeout: must be true or false, got "60s"',
     ),
     (
         {"routing": {"kind": "gateway", "gateway": {"name": "gw", "proxyPodLabels": ["envoy"]}}},
-        "routing.gateway.proxyPodLabels must map label keys to values",
+        'routing.gateway.proxyPodLabels: must be an object of keys and values, got ["envoy"]',
     ),
     (
         {
@@ -135,47 +137,55 @@ REFUSED = [
                 "gateway": {"name": "gw", "proxyPodLabels": {"app": "not a value"}},
             }
         },
-        "which is not a Kubernetes label",
+        "routing.gateway.proxyPodLabels: must map label keys ([prefix/]name) to values",
     ),
     (
         {"routing": {"kind": "gateway", "gateway": {"name": "gw"}}},
-        "routing.kind=gateway with MinIO's sitemaps needs routing.gateway.proxyPodLabels",
+        "routing.gateway.proxyPodLabels: is needed (or minio.allowedCidrs) for the sitemaps",
     ),
     (
         {"routing": GATEWAY, "ingress": {"tls": {"secretName": "site-tls"}}},
-        "with routing.kind=gateway the Gateway's listener terminates TLS",
+        "ingress.tls: needs api.host, and routing.kind=ingress (not a Gateway's TLS)",
     ),
-    ({"storage": {"kind": "s3"}}, 'storage.kind must be one of minio, external, got "s3"'),
-    ({"storage": {"endpoint": "s3.example.test:9000"}}, "only read with storage.kind=external"),
-    ({"storage": {"kind": "external"}}, "storage.kind=external needs storage.endpoint"),
+    ({"storage": {"kind": "s3"}}, 'storage.kind: must be one of minio, external, got "s3"'),
+    (
+        {"storage": {"endpoint": "s3.example.test:9000"}},
+        "storage.endpoint: is only read with storage.kind=external",
+    ),
+    ({"storage": {"kind": "external"}}, "storage.endpoint: is required with storage.kind=external"),
     (
         {"storage": {"kind": "external", "endpoint": "http://s3.example.test:9000"}},
-        "storage.endpoint must be host:port without a scheme",
+        "storage.endpoint: must be host:port, such as s3.example.com:9000, got",
     ),
     (
         {"storage": {"kind": "external", "endpoint": "s3.example.test"}},
-        "storage.endpoint must be host:port without a scheme",
+        'storage.endpoint: must be host:port, such as s3.example.com:9000, got "s3.example.test"',
     ),
     (
         {"storage": {"kind": "external", "endpoint": "s3.example.test:70000"}},
-        "storage.endpoint must be host:port without a scheme",
+        "storage.endpoint: must be host:port, such as s3.example.com:9000, got",
     ),
     (
         {"storage": {**EXTERNAL, "region": "EU West"}},
-        'storage.region must be a region name such as eu-west-1, got "EU West"',
+        'storage.region: must be a region name such as eu-west-1, got "EU West"',
     ),
-    ({"storage": {**EXTERNAL, "bucket": "x"}}, "unknown config key storage.bucket"),
-    ({"storage": {**EXTERNAL, "tls": "maybe"}}, 'storage.tls must be true or false, got "maybe"'),
+    (
+        {"storage": {**EXTERNAL, "bucket": "x"}},
+        "storage.bucket: is not a known key; known keys here: endpoint, kind, region, tls",
+    ),
+    ({"storage": {**EXTERNAL, "tls": "maybe"}}, 'storage.tls: must be true or false, got "maybe"'),
     (
         {"storage": {**EXTERNAL, "tls": True}},
-        "sitemaps.enabled with storage.tls=true is not supported: the sitemaps route would have "
-        "to speak HTTPS to the S3 endpoint",
+        "storage.tls: true cannot serve the sitemaps route (it has no HTTPS to S3)",
     ),
     (
         {"storage": {**EXTERNAL, "endpoint": "10.0.0.8:9000"}},
-        "which needs a DNS name: storage.endpoint has the IP address 10.0.0.8",
+        "storage.endpoint: needs a DNS name for the sitemaps route's ExternalName",
     ),
-    ({"storage": {"kind": "minio"}, "secrets": EXTERNAL_SECRETS}, "only read with storage.kind"),
+    (
+        {"storage": {"kind": "minio"}, "secrets": EXTERNAL_SECRETS},
+        "storageAccessKey: is only read with storage.kind=external",
+    ),
 ]
 
 
@@ -193,12 +203,12 @@ def test_wrong_routing_or_storage_is_refused_in_one_line(
 
 
 def test_external_storage_needs_both_credentials() -> None:
-    with pytest.raises(ConfigError, match="needs the secrets storageAccessKey and storageSecret"):
+    with pytest.raises(ConfigError, match=r"storage\.kind: external takes .* storageSecretKey"):
         parse(storage=EXTERNAL, secrets={"storageAccessKey": SECRET})
 
 
 def test_external_storage_refuses_minio_credentials() -> None:
-    with pytest.raises(ConfigError, match="minioRootUser and minioRootPassword are MinIO's"):
+    with pytest.raises(ConfigError, match=r"storage\.kind: external takes .* storageSecretKey"):
         parse(storage=EXTERNAL, secrets={**EXTERNAL_SECRETS, "minioRootUser": SECRET})
 
 

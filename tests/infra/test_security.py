@@ -10,7 +10,7 @@ from stack_render import Rendered, is_secret
 
 API_ACCESS_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 SENSITIVE_ENV = re.compile(r"PASSWORD|SECRET|ACCESS_KEY|TOKEN|DATABASE_URL|ROOT_USER")
-# Old literals of the original design that must never come back.
+# A well-known default credential that must never come back.
 KNOWN_LITERALS = ("minio123",)
 
 

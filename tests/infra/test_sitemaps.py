@@ -27,7 +27,7 @@ def job_container(stack: Rendered) -> dict:
 
 
 def test_ingress_serves_minio_and_leaves_the_switched_fields_to_the_job(stack: Rendered) -> None:
-    """Declaring them would make Pulumi's field manager fight the job's value (pitfall 8)."""
+    """Declaring them would make Pulumi's field manager fight the job's value on every update."""
     obj = ingress(stack)
     annotations = obj["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/use-regex"] == "true"

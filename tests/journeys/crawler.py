@@ -158,7 +158,7 @@ def crawl(web: LoopbackWeb, index_url: str, seed: int = 12) -> Crawl:
     for loc in checked:
         require(web.get(loc), ("image/",))
     # The sitemaps protocol accepts a URL of another host only if that host's robots.txt
-    # names the sitemap (pitfall 16).
+    # names the sitemap.
     index_origin = "{0.scheme}://{0.netloc}".format(urlsplit(index_url))
     for origin in sorted({"{0.scheme}://{0.netloc}".format(urlsplit(loc)) for loc in locs}):
         if origin != index_origin:

@@ -158,7 +158,8 @@ def forwarded(pool: urllib3.HTTPConnectionPool, host: str, path: str) -> str | i
         ("shared.test", "/sitemaps", "/bucket-1/"),
         ("shared.test", "/SITEMAPS/a.xml.gz", "/bucket-1/a.xml.gz"),  # regexes ignore case
         ("shared.test", "/processed/abc", "/processed/abc"),
-        # Pitfall 9: use-regex from the other Ingress turned this Prefix into a bare regex.
+        # ingress-nginx applies one Ingress's use-regex to every path of its host: the other
+        # Ingress's annotation turned this Prefix into a bare regex.
         ("shared.test", "/processedXYZ", "/processedXYZ"),
         ("anything.test", "/whatever", "/whatever"),  # a rule without host: the default server
     ],

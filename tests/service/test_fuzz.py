@@ -70,7 +70,7 @@ schema = schemathesis.openapi.from_dict(document())
 
 @pytest.fixture(scope="module", autouse=True)
 def report_examples(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Print how many examples each operation ran, for the README's figures."""
+    """Print how many examples each operation ran, for the figures of docs/operations.md."""
     yield
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():

@@ -146,8 +146,16 @@ def test_cli_not_accepted_is_one_line_and_a_failure(s3_server, client, route, im
             "give --ingress or --httproute",
         ),
         (["--accept-timeout", "soon"], {"SITEMAP_HTTPROUTE": "sitemaps"}, "--accept-timeout"),
-        ([], {"SITEMAP_HTTPROUTE": "sitemaps", "SITEMAP_ACCEPT_TIMEOUT": "0"}, "'0' is not"),
-        ([], {"SITEMAP_HTTPROUTE": "sitemaps", "SITEMAP_ACCEPT_TIMEOUT": "nan"}, "'nan' is not"),
+        (
+            [],
+            {"SITEMAP_HTTPROUTE": "sitemaps", "SITEMAP_ACCEPT_TIMEOUT": "0"},
+            'must be a number above 0 and at most 3600, got "0"',
+        ),
+        (
+            [],
+            {"SITEMAP_HTTPROUTE": "sitemaps", "SITEMAP_ACCEPT_TIMEOUT": "nan"},
+            'must be a number above 0 and at most 3600, got "nan"',
+        ),
         (["--httproute", "nope"], {}, "httproute 'nope' not found in namespace 'web'"),
         (["--httproute", " "], {}, "bad option --httproute: the name is empty"),
     ],

@@ -1,4 +1,4 @@
-"""The README's sitemap commands, run as typed against the test suite's S3 and Kubernetes stand-ins."""
+"""docs/sitemaps.md's commands, run as typed against the test suite's S3 and Kubernetes stand-ins."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ from service.sitemaps import storage
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def readme_commands() -> list[str]:
-    """The shell lines of the first code block of the README's sitemap section."""
-    section = (ROOT / "README.md").read_text().split("## The sitemap publisher", 1)[1]
-    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+def documented_commands() -> list[str]:
+    """The shell lines of the first code block of docs/sitemaps.md, its command line."""
+    page = (ROOT / "docs" / "sitemaps.md").read_text()
+    block = page.split("```sh\n", 1)[1].split("```", 1)[0]
     joined = block.replace("\\\n", " ")
     lines = [line.split(" #", 1)[0].strip() for line in joined.splitlines()]
     return [re.sub(r"\s+", " ", line) for line in lines if line and not line.startswith("#")]
 
 
-def test_the_readme_commands_work_as_typed(s3_server, client, kube, tmp_path):
-    commands = readme_commands()
+def test_the_documented_commands_work_as_typed(s3_server, client, kube, tmp_path):
+    commands = documented_commands()
     assert len(commands) == 6
     assert all(command.startswith(".venv/bin/python -m service.sitemaps ") for command in commands)
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
@@ -36,12 +36,12 @@ def test_the_readme_commands_work_as_typed(s3_server, client, kube, tmp_path):
                 [(f"https://example.com/{table}/{i}", "2026-11-22") for i in range(30)],
             )
     db.close()
-    storage.create_bucket(client, "readme-images")
-    client.put_object("readme-images", f"{7:064x}", io.BytesIO(b"x"), 1)
+    storage.create_bucket(client, "docs-images")
+    client.put_object("docs-images", f"{7:064x}", io.BytesIO(b"x"), 1)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SITEMAP_", "MINIO_", "KUBE"))},
         **s3_server.env(),
-        "PROCESSED_BUCKET": "readme-images",
+        "PROCESSED_BUCKET": "docs-images",
         "KUBECONFIG": str(kube.kubeconfig(tmp_path / "kubeconfig", namespace="web")),
         "HOME": str(tmp_path),
         "PYTHONPATH": str(ROOT),
