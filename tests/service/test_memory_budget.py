@@ -31,7 +31,9 @@ DEV_BUDGET = conversion_budget(
 def largest() -> dict[str, bytes]:
     """Two distinct images of each kind, each the largest the dev stack admits."""
     return {
-        f"{kind.replace(' ', '_')}-{seed}": largest_admitted(kind, DEV_BUDGET, DEV_MAX_PIXELS, DEV_MAX_DOWNLOAD, seed)
+        f"{kind.replace(' ', '_')}-{seed}": largest_admitted(
+            kind, DEV_BUDGET, DEV_MAX_PIXELS, DEV_MAX_DOWNLOAD, seed
+        )
         for kind in KINDS
         for seed in (0, 1)
     }
