@@ -52,6 +52,16 @@ def largest_admitted(
     kind: str, budget: int, max_pixels: int, max_download_bytes: int, seed: int = 0
 ) -> bytes:
     """An image of `kind`, 4:3, as large as the limits admit, within 3 % of its pixels."""
+    # Pillow's own bomb limit is process-wide, and whichever app this process made last set
+    # it; here it is the pixel cap being admitted to, as in the server that admits them.
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
+    try:
+        return _largest(kind, budget, max_pixels, max_download_bytes, seed)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
+def _largest(kind: str, budget: int, max_pixels: int, max_download_bytes: int, seed: int) -> bytes:
     # The file's bytes per pixel, from a 1 MP try, tell the size the download cap allows.
     trial = len(encode(kind, picture(1155, 866, seed, _GRAIN.get(kind, 16)))) / (1155 * 866)
     pixels = min(max_pixels, budget // BYTES_PER_PIXEL[kind], int(max_download_bytes / trial))

@@ -51,7 +51,12 @@ class _Source:
         self.source.on_seek(file.seek)
 
     def _read(self, size: int) -> bytes:
-        data = self._file.read(size)
+        try:
+            data = self._file.read(size)
+        except ValueError:
+            # The request that opened the file gave up at its deadline and closed it; the
+            # conversion, on its own thread, ends here with a decode error no one reads.
+            data = b""
         self.ended = self.ended or not data
         return data
 
