@@ -581,9 +581,10 @@ def per_pixel(sides: tuple[int, ...] = PER_PIXEL_SIDES, only: str = "") -> None:
                     text=True,
                     check=True,
                 )
+                kind = "WEBP lossless" if options.get("lossless") else fmt
                 print(
                     f"{label:<14} {side}x{side}: {float(done.stdout):5.1f} bytes per pixel at peak "
-                    f"(cost {BYTES_PER_PIXEL[fmt]})"
+                    f"(cost {BYTES_PER_PIXEL[kind]})"
                 )
                 sys.stdout.flush()
 

@@ -226,10 +226,6 @@ def _still(image: Image.Image, fmt: str, file: IO[bytes]) -> bytes:
         grey = grey.transpose(_TRANSPOSE[orientation])
     if fmt == "PNG":
         return _png_by_pillow(grey, options)
-    if fmt == "GIF" and grey.mode == "P" and "transparency" not in options:
-        # The same grey levels, written with a palette of the 256 levels in order: 7% fewer
-        # bytes than the input's palette made grey, whose levels repeat (bench/greyscale.py).
-        grey = grey.convert("L")
     return _encoded(grey, fmt, options)
 
 
