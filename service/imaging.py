@@ -10,7 +10,7 @@ from typing import IO
 
 from PIL import ExifTags, Image, ImageSequence, PngImagePlugin
 
-from service import pngwrite, vipsload
+from service import deflate, pngwrite, vipsload
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 MAX_FRAMES = 1000
@@ -23,14 +23,21 @@ FULL_CHECK_PIXELS = 2_000_000
 # Animations keep level 1.
 PNG_COMPRESS_LEVEL = 1
 PNG_THOROUGH_LEVEL = 6
-PNG_SAMPLE_BYTES = 64 * 1024
+# Pixels in the samples that choose a PNG's level and a lossless WebP's method.
+SAMPLE_BYTES = 64 * 1024
 # WebP output follows the input's kind, chosen by measurement (bench/greyscale.py). A lossy
 # input comes out lossy: quality 75 keeps photos under the input's bytes for inputs of
 # quality 75 to 95, and it decodes within 1 of true grey (libwebp's YUV to RGB arithmetic
 # turns some grey levels into R = B = G + 1). A lossless input comes out lossless and
-# exactly grey; method 0 takes a fifth less memory than method 1 on noisy images.
+# exactly grey, with method 1: method 0 made gradients hundreds of times larger and smooth
+# photos 2.4x. On photos, though, method 1 peaked at 32 to 38 bytes per pixel (9 MP) against
+# method 0's 20 to 30, for output 1.2x to 2.4x smaller: an image whose sample of rows packs
+# to WEBP_NOISY_BYTES_PER_PIXEL or more, as service.pngwrite packs them (photos do; graphics,
+# gradients and fractals stay under 0.25), gets method 0.
 WEBP_LOSSY = {"quality": 75, "method": 2}
-WEBP_LOSSLESS = {"lossless": True, "method": 0, "quality": 50, "exact": True}
+WEBP_LOSSLESS = {"lossless": True, "method": 1, "quality": 50, "exact": True}
+WEBP_LOSSLESS_NOISY = {"lossless": True, "method": 0, "quality": 50, "exact": True}
+WEBP_NOISY_BYTES_PER_PIXEL = 0.3
 # WebPs of more pixels than this are decoded by libvips: 12.8 bytes per pixel at the peak of
 # a conversion against 16.4 for Pillow's decode alone (9 MP), but twice Pillow's time (24 ms
 # against 10 ms for an 800x600 photo).
@@ -249,11 +256,22 @@ def _webp_still(
         grey = _decoded_grey(file)
     if orientation in _TRANSPOSE:
         grey = grey.transpose(_TRANSPOSE[orientation])
+    if options.get("lossless") and _packed_bytes_per_pixel(grey) >= WEBP_NOISY_BYTES_PER_PIXEL:
+        options = {**options, **WEBP_LOSSLESS_NOISY}
     rgb = grey.convert("RGBA" if grey.mode == "LA" else "RGB")
     del grey
     out = io.BytesIO()
     rgb.save(out, "WEBP", **options)
     return out.getvalue()
+
+
+def _packed_bytes_per_pixel(grey: Image.Image) -> float:
+    """Bytes per pixel of a sample of rows spread over `grey` (L or LA), as service.pngwrite
+    packs them: how noisy the image is."""
+    sample = _sample_rows(grey)
+    filtered, _ = pngwrite.up_filtered(sample, bytes(len(sample.tobytes()) // sample.height))
+    packed = deflate.compress(filtered, deflate.Choice(pngwrite.DEFLATE.first))
+    return len(packed) / (sample.width * sample.height)
 
 
 def _webp_by_libvips(image: Image.Image) -> bool:
@@ -297,21 +315,26 @@ def _memory_file() -> IO[bytes]:
 
 
 def _png_by_pillow(grey: Image.Image, options: dict[str, object]) -> bytes:
-    """Pillow's PNG encoder at the level that a sample chooses, as service.deflate does:
-    eight bands of rows spread over the image, about PNG_SAMPLE_BYTES in all."""
-    width, height = grey.size
-    band = max(1, PNG_SAMPLE_BYTES // 8 // max(1, width))
-    tops = sorted({number * height // 8 for number in range(8)})
-    sample = Image.new(grey.mode, (width, band * len(tops)))
-    if grey.mode == "P":
-        sample.putpalette(grey.getpalette() or [])
-    for number, top in enumerate(tops):
-        sample.paste(grey.crop((0, top, width, min(height, top + band))), (0, number * band))
+    """Pillow's PNG encoder at the level that a sample chooses, as service.deflate does."""
+    sample = _sample_rows(grey)
     thorough_options = {**options, "compress_level": PNG_THOROUGH_LEVEL}
     fast = len(_encoded(sample, "PNG", options))
     thorough = len(_encoded(sample, "PNG", thorough_options))
     better = thorough <= pngwrite.DEFLATE.better * fast
     return _encoded(grey, "PNG", thorough_options if better else options)
+
+
+def _sample_rows(image: Image.Image) -> Image.Image:
+    """Eight bands of rows spread over `image`, about SAMPLE_BYTES pixels in all."""
+    width, height = image.size
+    band = max(1, SAMPLE_BYTES // 8 // max(1, width))
+    tops = sorted({number * height // 8 for number in range(8)})
+    sample = Image.new(image.mode, (width, band * len(tops)))
+    if image.mode == "P":
+        sample.putpalette(image.getpalette() or [])
+    for number, top in enumerate(tops):
+        sample.paste(image.crop((0, top, width, min(height, top + band))), (0, number * band))
+    return sample
 
 
 def _options(image: Image.Image, fmt: str, file: IO[bytes]) -> dict[str, object]:
