@@ -24,9 +24,11 @@ from service.settings import ServingSettings, conversion_budget
 
 # Peak growth of resident memory per pixel during imaging.greyscale, by kind of image, with a
 # margin: measured by `bench/serving.py --per-pixel` on 9 and 24 MP images of random pixels,
-# the worst case for every encoder (the largest figures: PNG 3.1 with alpha, lossy WebP
-# 12.8, lossless WebP 28.0, GIF 2.4, JPEG 1.6). Animations (frames counted in the pixels)
-# are converted whole by Pillow: GIF 7.9, lossy WebP 10.1, lossless WebP 14.0.
+# the worst case for every encoder (the largest figures: PNG 3.1 with alpha, JPEG 1.6, GIF
+# 2.4, lossy WebP 12.6, lossless WebP 30.3 at 9 MP and 28.6 at 24 MP, of which libvips's
+# copy of the file, 3 bytes per pixel there, is the file's size that the cost adds apart).
+# Animations (frames counted in the pixels) are converted whole by Pillow: GIF 7.9, lossy
+# WebP 10.1, lossless WebP 14.0.
 BYTES_PER_PIXEL = {
     "JPEG": 2,
     "PNG": 4,
