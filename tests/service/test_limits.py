@@ -20,15 +20,18 @@ from service.admission import (
     largest_images,
 )
 from service.openapi import document
-from service.settings import ServingSettings, conversion_budget
+from service.settings import FetchSettings, ServingSettings, conversion_budget
 
 MIB = 1024 * 1024
-# The dev stack (Pulumi.dev.yaml and the Pulumi program's defaults).
+# The dev stack's values are the settings' defaults: Pulumi.dev.yaml gives the API the same
+# 512Mi memory limit and leaves the worker count and both caps at their defaults.
+_FETCH = FetchSettings.from_env({})
+_SERVING = ServingSettings.from_env({})
 DEV = {
-    "memory_limit_bytes": 512 * MIB,
-    "workers": 2,
-    "max_image_pixels": 50_000_000,
-    "max_download_bytes": 20 * MIB,
+    "memory_limit_bytes": _SERVING.memory_limit_bytes,
+    "workers": _SERVING.web_concurrency,
+    "max_image_pixels": _FETCH.max_image_pixels,
+    "max_download_bytes": _FETCH.max_download_bytes,
 }
 
 
@@ -37,6 +40,12 @@ def _by_kind(**settings: int) -> dict[str, admission.Largest]:
 
 
 def test_the_dev_stack_converts_a_12_mp_image_of_every_kind_but_lossless_webp() -> None:
+    assert DEV == {
+        "memory_limit_bytes": 512 * MIB,
+        "workers": 2,
+        "max_image_pixels": 50_000_000,
+        "max_download_bytes": 20 * MIB,
+    }, "the figures below are the dev stack's"
     found = _by_kind(**DEV)
     assert set(found) == set(PHOTO_FILE_BYTES_PER_PIXEL)
     assert found["JPEG"] == admission.Largest("JPEG", 50_000_000, PIXEL_LIMIT)

@@ -12,16 +12,17 @@ import pytest
 from api_support import Api, OriginServer, api_env, error_of, photo, serve
 
 from bench.largest import KINDS, largest_admitted
-from service.settings import ServingSettings, conversion_budget
+from service.settings import FetchSettings, ServingSettings, conversion_budget
 from tests.servers import serving
 from tests.service.serving_support import PeakSampler, rss_now, rss_peak, served
 
 MIB = 1024 * 1024
-# The dev stack (Pulumi.dev.yaml and the Pulumi program's defaults).
-DEV_LIMIT = 512 * MIB
-DEV_WORKERS = 2
-DEV_MAX_PIXELS = 50_000_000
-DEV_MAX_DOWNLOAD = 20 * MIB
+# The dev stack's values are the settings' defaults: Pulumi.dev.yaml gives the API the same
+# 512Mi memory limit and leaves the worker count and both caps at their defaults.
+DEV_LIMIT = ServingSettings.from_env({}).memory_limit_bytes
+DEV_WORKERS = ServingSettings.from_env({}).web_concurrency
+DEV_MAX_PIXELS = FetchSettings.from_env({}).max_image_pixels
+DEV_MAX_DOWNLOAD = FetchSettings.from_env({}).max_download_bytes
 DEV_BUDGET = conversion_budget(
     ServingSettings.from_env({"MEMORY_LIMIT_BYTES": str(DEV_LIMIT)}), DEV_WORKERS
 )
