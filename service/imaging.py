@@ -269,7 +269,8 @@ def _packed_bytes_per_pixel(grey: Image.Image) -> float:
     """Bytes per pixel of a sample of rows spread over `grey` (L or LA), as service.pngwrite
     packs them: how noisy the image is."""
     sample = _sample_rows(grey)
-    filtered, _ = pngwrite.up_filtered(sample, bytes(len(sample.tobytes()) // sample.height))
+    row_bytes = sample.width * len(sample.getbands())
+    filtered, _ = pngwrite.up_filtered(sample, bytes(row_bytes))
     packed = deflate.compress(filtered, deflate.Choice(pngwrite.DEFLATE.first))
     return len(packed) / (sample.width * sample.height)
 

@@ -46,8 +46,7 @@ def up_filtered(strip: Image.Image, above: bytes) -> tuple[bytes, bytes]:
 
     `above` is the row before the strip (all zeros for the first one).
     """
-    row_bytes = len(above)
-    height = len(strip.tobytes()) // row_bytes if strip.height else 0
+    row_bytes, height = len(above), strip.height
     rows = Image.frombytes("L", (row_bytes, height), strip.tobytes())
     previous = Image.new("L", (row_bytes, height))
     previous.paste(Image.frombytes("L", (row_bytes, 1), above), (0, 0))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import random
 
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
@@ -190,3 +192,26 @@ def test_png_pillow_writes_is_at_most_15_percent_over_its_default(mode: str) -> 
     grey = Image.open(io.BytesIO(ours))
     assert grey.mode == {"P": "P", "RGBA": "LA"}[mode]
     assert len(ours) <= 1.15 * len(_encode(grey, "PNG"))
+
+
+def test_a_png_converts_to_the_bytes_every_node_makes() -> None:
+    """Decoded by libvips, made grey by Pillow, filtered and compressed by service.pngwrite
+    with the system zlib: a fixed image, a fixed digest (made with zlib 1.2.13, as in the
+    container image). Over one deflate piece, with flat, smooth and busy parts, all made
+    with integer arithmetic and a seeded generator, so that the input is the same anywhere."""
+    image = _fixed_picture(1400)
+    data = imaging.greyscale(io.BytesIO(_encode(image, "PNG", compress_level=1)), MAX_PIXELS).data
+    assert image.width * image.height > deflate.PIECE_BYTES
+    assert hashlib.sha256(data).hexdigest() == GOLDEN_PNG
+
+
+def _fixed_picture(side: int) -> Image.Image:
+    ramp = Image.linear_gradient("L").resize((side, side), Image.Resampling.NEAREST)
+    busy = random.Random(21).randbytes(side * (side // 4) * 3)
+    image = Image.merge("RGB", (ramp, ramp.transpose(Image.Transpose.ROTATE_90), ramp))
+    image.paste(Image.frombytes("RGB", (side, side // 4), busy), (0, side // 2))
+    ImageDraw.Draw(image).rectangle((100, 100, 700, 300), fill=(20, 200, 90))
+    return image
+
+
+GOLDEN_PNG = "527a173b61ce4685b4632bb6ebbdd9046368e7d7c3a107a28d814f40605a5bfe"
