@@ -64,7 +64,10 @@ def _pillow(data: bytes) -> tuple[bytes, str]:
     image = Image.open(io.BytesIO(data))
     fmt = image.format
     out = io.BytesIO()
-    image.convert("L").save(out, fmt)
+    # Pillow's defaults, but a lossless WebP (a VP8L chunk) is saved losslessly, as its
+    # author would ask: lossy output of a lossless input would be no fair comparison.
+    options = {"lossless": True} if fmt == "WEBP" and b"VP8L" in data[:64] else {}
+    image.convert("L").save(out, fmt, **options)
     return out.getvalue(), Image.MIME[str(fmt)]
 
 

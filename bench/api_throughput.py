@@ -1,8 +1,16 @@
 """POST /processed: this API against a naive Flask + Pillow app and the original app.
 
 Run: .venv/bin/python bench/api_throughput.py [--rounds 3] [--images 500] [--seconds 8]
-     [--apps ours,naive,original]
+     [--apps ours,naive,original] [--formats jpeg,png-photo,png-screenshot,webp-lossy,...]
 Needs Debian's imagemagick (/usr/bin/convert) for the original app.
+
+Formats (each image distinct; --formats picks some, all by default):
+  jpeg            800x600 photo, quality 85 (the original app runs on this one only)
+  png-photo       800x600 photo, Pillow's default encoder
+  png-screenshot  2000x1500 screenshot, Pillow's default encoder
+  webp-lossy      800x600 photo, quality 80
+  webp-lossless   800x600 chart and screenshot, lossless
+  gif             800x600 photo, Pillow's default palette
 
 One S3 server process (moto, counting requests and TCP connections: bench/counting_s3.py)
 serves all three apps, which run side by side on loopback:
@@ -10,16 +18,18 @@ serves all three apps, which run side by side on loopback:
   naive     Flask + Pillow under gunicorn with the same workers and threads (bench/api_baselines.py);
   original  the original app: Flask's own server, `convert` as a subprocess, whole reads.
 Each round runs, for every app in a rotating order, two phases with 8 clients:
-  fresh     every request converts an 800x600 JPEG that app never saw;
+  fresh     every request converts an image of the format that app never saw;
   repeat    every request repeats a conversion that app did before.
-Per app and phase: req/s, p50/p99, CPU of the app's process tree per request, S3 calls per
-request as the S3 server counted them (GET / PUT / HEAD), new S3 connections, errors.
+Per format, app and phase: req/s, p50/p99, CPU of the app's process tree per request, S3
+calls per request as the S3 server counted them (GET / PUT / HEAD), new S3 connections,
+errors; and the mean size of each app's outputs.
 The machine is shared: compare the ratios of one run, not absolute figures across runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import io
 import json
 import os
@@ -92,6 +102,7 @@ class App:
     pid: int
     fresh: list[list[str]]  # per round: incoming paths never converted by this app
     converted: dict[str, None] = field(default_factory=dict)  # ordered, with O(1) lookups
+    results: list[str] = field(default_factory=list)  # processed paths of fresh conversions
 
 
 def tree_cpu_seconds(root: int) -> float:
@@ -159,6 +170,8 @@ def run_phase(
             with lock:
                 if ok:
                     phase.latencies.append(took)
+                    if path not in app.converted:
+                        app.results.append(answer.json()["path"])
                     app.converted.setdefault(path)
                 else:
                     phase.errors += 1
@@ -201,9 +214,9 @@ def repeat_paths(paths: list[str], seed: int) -> Callable[[], str | None]:
     return take
 
 
-def _jpeg_batch(numbers: range) -> list[bytes]:
-    """Distinct photo-like 800x600 JPEGs, as bench/harness.py makes them, numbered from any start."""
-    base = Image.merge(
+@functools.cache
+def _photo_base() -> Image.Image:
+    return Image.merge(
         "RGB",
         (
             Image.linear_gradient("L").resize((800, 600)),
@@ -211,17 +224,61 @@ def _jpeg_batch(numbers: range) -> list[bytes]:
             Image.effect_noise((800, 600), 40),
         ),
     )
+
+
+@functools.cache
+def _palette_base() -> Image.Image:
+    return _photo_base().quantize(256)
+
+
+def _photo(number: int, mode: str = "RGB") -> Image.Image:
+    """A photo-like 800x600 image, as bench/harness.py makes them, numbered; "P" for GIFs
+    (quantised once: Pillow takes seconds to quantise each)."""
+    image = (_palette_base() if mode == "P" else _photo_base()).rotate(number % 360)
+    ImageDraw.Draw(image).text((10 + number % 700, 10), f"image {number}", fill=255)
+    return image
+
+
+def _graphics(number: int, width: int, height: int) -> Image.Image:
+    """A screenshot or a chart, numbered; bench/greyscale.py draws them."""
+    from bench.greyscale import chart, screenshot
+
+    image = screenshot(width, height) if number % 2 else chart(width, height)
+    ImageDraw.Draw(image).text((200, 50 + number % 300), f"image {number}", fill=(200, 0, 0))
+    return image
+
+
+# Inputs are saved as their authors' tools would; the PNGs at zlib level 1, since Pillow's
+# default level takes seconds per noisy photo here and the level changes nothing the
+# conversion does.
+FORMATS: dict[str, tuple[str, Callable[[int], tuple[Image.Image, str, dict[str, object]]]]] = {
+    "jpeg": ("image/jpeg", lambda n: (_photo(n), "JPEG", {"quality": 85})),
+    "png-photo": ("image/png", lambda n: (_photo(n), "PNG", {"compress_level": 1})),
+    "png-screenshot": (
+        "image/png",
+        lambda n: (_graphics(1, 2000, 1500), "PNG", {"compress_level": 1}),
+    ),
+    "webp-lossy": ("image/webp", lambda n: (_photo(n), "WEBP", {"quality": 80})),
+    "webp-lossless": ("image/webp", lambda n: (_graphics(n, 800, 600), "WEBP", {"lossless": True})),
+    "gif": ("image/gif", lambda n: (_photo(n, "P"), "GIF", {})),
+}
+
+
+def _batch(job: tuple[str, range]) -> list[bytes]:
+    """Distinct images of one format, numbered from any start."""
+    fmt, numbers = job
     batch = []
     for number in numbers:
-        image = base.rotate(number % 360)
-        ImageDraw.Draw(image).text((10 + number % 700, 10), f"image {number}", fill=(255, 0, 0))
+        image, pillow_format, options = FORMATS[fmt][1](number)
+        if fmt == "png-screenshot":  # the text moves with the number: every one is distinct
+            ImageDraw.Draw(image).text((300, 300 + number % 900), f"{number}", fill=(0, 0, 0))
         out = io.BytesIO()
-        image.save(out, "JPEG", quality=85)
+        image.save(out, pillow_format, **options)
         batch.append(out.getvalue())
     return batch
 
 
-def seed_incoming(endpoint: str, images: list[bytes]) -> list[str]:
+def seed_incoming(endpoint: str, images: list[bytes], content_type: str) -> list[str]:
     """Store the images in the incoming bucket directly, as POST /incoming would: their paths."""
     from minio import Minio
 
@@ -232,11 +289,22 @@ def seed_incoming(endpoint: str, images: list[bytes]) -> list[str]:
 
     def put(data: bytes) -> str:
         name = sha256(data)
-        client.put_object("incoming", name, io.BytesIO(data), len(data), "image/jpeg")
+        client.put_object("incoming", name, io.BytesIO(data), len(data), content_type)
         return f"/incoming/{name}"
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         return list(pool.map(put, images))
+
+
+def output_bytes(endpoint: str, paths: list[str]) -> float:
+    """The mean size of stored results (up to 40 of them)."""
+    from minio import Minio
+
+    client = Minio(endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False)
+    sizes = [
+        client.stat_object("processed", path.rsplit("/", 1)[1]).size or 0 for path in paths[:40]
+    ]
+    return statistics.mean(sizes) if sizes else 0.0
 
 
 @contextmanager
@@ -292,23 +360,28 @@ def report(title: str, results: dict[str, Phase]) -> None:
         )
 
 
+def rate(phase: Phase) -> float:
+    return len(phase.latencies) / phase.seconds if phase.seconds else 0.0
+
+
+def cpu(phase: Phase) -> float:
+    return phase.cpu_seconds / max(1, len(phase.latencies))
+
+
 def ratios(kind: str, results: dict[str, Phase]) -> None:
-    def rate(name: str) -> float:
-        phase = results[name]
-        return len(phase.latencies) / phase.seconds if phase.seconds else 0.0
-
-    def cpu(name: str) -> float:
-        phase = results[name]
-        return phase.cpu_seconds / max(1, len(phase.latencies))
-
     if "ours" not in results:
         return
+    ours = results["ours"]
     parts = []
     for other in ("naive", "original"):
         if other in results:
-            parts.append(f"ours/{other} throughput {rate('ours') / max(rate(other), 1e-9):.2f}x")
+            parts.append(
+                f"ours/{other} throughput {rate(ours) / max(rate(results[other]), 1e-9):.2f}x"
+            )
     if "naive" in results:
-        parts.append(f"ours/naive CPU per request {cpu('ours') / max(cpu('naive'), 1e-9):.2f}x")
+        parts.append(
+            f"ours/naive CPU per request {cpu(ours) / max(cpu(results['naive']), 1e-9):.2f}x"
+        )
     print(f"{kind}: {', '.join(parts)}")
 
 
@@ -319,7 +392,9 @@ def uptime() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="rounds, each in another order")
-    parser.add_argument("--images", type=int, default=500, help="fresh images per app and round")
+    parser.add_argument(
+        "--images", type=int, default=500, help="fresh images per app, round and format (at most)"
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="longest phase")
     parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY of both gunicorns")
     parser.add_argument(
@@ -327,26 +402,43 @@ def main() -> None:
         default=",".join(APPS),
         help=f"which apps, comma-separated, of {','.join(APPS)} (default: all)",
     )
+    parser.add_argument(
+        "--formats",
+        default=",".join(FORMATS),
+        help=f"which formats, comma-separated, of {','.join(FORMATS)} (default: all)",
+    )
     args = parser.parse_args()
     names = tuple(name for name in APPS if name in args.apps.split(","))
     unknown = set(args.apps.split(",")) - set(APPS)
     if unknown or not names:
         parser.error(f"--apps: choose from {','.join(APPS)}, not {args.apps!r}")
-    if not Path("/usr/bin/convert").exists():
+    formats = tuple(name for name in FORMATS if name in args.formats.split(","))
+    if set(args.formats.split(",")) - set(FORMATS) or not formats:
+        parser.error(f"--formats: choose from {','.join(FORMATS)}, not {args.formats!r}")
+    if "original" in names and not Path("/usr/bin/convert").exists():
         sys.exit("error: /usr/bin/convert not found (apt-get install imagemagick)")
 
-    # The original app converts a few dozen a second: fewer images are enough.
+    # The original app converts a few dozen a second, and JPEGs only.
     sizes = {"ours": args.images, "naive": args.images, "original": max(50, args.images // 4)}
-    per_app = {name: sizes[name] for name in names}
-    total = sum(per_app.values()) * args.rounds
+    plan: dict[str, dict[str, int]] = {}
+    for fmt in formats:
+        apps = [name for name in names if name != "original" or fmt == "jpeg"]
+        # A 2000x1500 screenshot converts several times slower: fewer are enough.
+        scale = 5 if fmt == "png-screenshot" else 1
+        plan[fmt] = {name: max(CLIENTS * 2, sizes[name] // scale) for name in apps}
     started = time.perf_counter()
-    chunks = [range(start, min(start + 100, total)) for start in range(0, total, 100)]
+    images: dict[str, list[bytes]] = {}
     with Pool(min(4, os.cpu_count() or 1)) as pool:
-        images = [data for batch in pool.map(_jpeg_batch, chunks) for data in batch]
-    print(
-        f"{total} distinct 800x600 JPEGs ({sum(map(len, images)) / len(images) / 1e3:.0f} kB avg)"
-        f" made in {time.perf_counter() - started:.0f}s"
-    )
+        for fmt, per_app in plan.items():
+            total = (sum(per_app.values()) * args.rounds) + CLIENTS * len(per_app)
+            jobs = [(fmt, range(start, min(start + 50, total))) for start in range(0, total, 50)]
+            images[fmt] = [data for batch in pool.map(_batch, jobs) for data in batch]
+            made = images[fmt]
+            print(
+                f"{fmt}: {len(made)} distinct images, {sum(map(len, made)) / len(made) / 1e3:.0f} kB avg",
+                flush=True,
+            )
+    print(f"made in {time.perf_counter() - started:.0f}s")
 
     work = Path(tempfile.mkdtemp(prefix="bench-throughput-"))
     s3_port = free_port()
@@ -366,9 +458,18 @@ def main() -> None:
             s3_command = [str(BIN / "python"), "bench/counting_s3.py", str(s3_port)]
             stack.enter_context(process(s3_command, env, work / "s3.log"))
             wait_until(lambda: listening(s3_port), 30, "the S3 server listening")
-            paths = seed_incoming(endpoint, images)
+            paths = {fmt: seed_incoming(endpoint, images[fmt], FORMATS[fmt][0]) for fmt in formats}
             with started_apps(stack, env, work, args.workers, names) as running:
-                run(http, endpoint, running, paths, per_app, args)
+                summary = {
+                    fmt: run(http, endpoint, running, paths[fmt], plan[fmt], args, fmt)
+                    for fmt in formats
+                }
+            print(
+                "\nsummary, fresh conversions (ours / naive): throughput, CPU per request, bytes out"
+            )
+            for fmt, line in summary.items():
+                print(f"  {fmt:<15} {line}")
+            print(f"load average after: {uptime()}")
     except (HarnessError, subprocess.SubprocessError, OSError) as error:
         sys.exit(f"error: {error} (logs in {work})")
 
@@ -380,20 +481,24 @@ def run(
     paths: list[str],
     per_app: dict[str, int],
     args: argparse.Namespace,
-) -> None:
+    fmt: str,
+) -> str:
+    """Every round's phases for one format; the summary line of ours against naive."""
     apps: dict[str, App] = {}
     position = 0
     for name in per_app:
+        # One warm-up set, outside the figures: imports, first connections.
+        warm_up = paths[position : position + CLIENTS]
+        position += CLIENTS
         sets = []
         for _ in range(args.rounds):
             sets.append(paths[position : position + per_app[name]])
             position += per_app[name]
         apps[name] = App(name, running[name][0], running[name][1], sets)
-    for app in apps.values():
-        # One warm-up conversion each, outside the figures: imports, first connections.
-        run_phase(http, app, fresh_paths(app.fresh[0][:CLIENTS]), 30, endpoint)
-        app.fresh[0] = app.fresh[0][CLIENTS:]
+        run_phase(http, apps[name], fresh_paths(warm_up), 30, endpoint)
+        apps[name].results.clear()
 
+    print(f"\n=== {fmt}")
     print(f"machine: {os.cpu_count()} CPUs shared by the S3 server, the apps and the clients")
     print(f"load average before: {uptime()}")
     print(
@@ -414,15 +519,23 @@ def run(
             totals["repeat"][name].add(repeat)
         print(f"round {number + 1}: {' -> '.join(order)}; load average {uptime()}")
 
-    report("fresh: every request converts a JPEG never converted before", totals["fresh"])
+    report(f"fresh: every request converts a {fmt} image never converted before", totals["fresh"])
     report("repeat: every request repeats a conversion done before", totals["repeat"])
+    sizes = {name: output_bytes(endpoint, app.results) for name, app in apps.items()}
+    print("mean output bytes: " + ", ".join(f"{name} {size:.0f}" for name, size in sizes.items()))
     print()
     ratios("fresh", totals["fresh"])
     ratios("repeat", totals["repeat"])
-    print(f"load average after: {uptime()}")
     print(
         "\nS3/req: requests the S3 server counted per answer; reconn: TCP connections it "
         "accepted during the phases (a pool that keeps them alive opens few)."
+    )
+    if "ours" not in totals["fresh"] or "naive" not in totals["fresh"]:
+        return "(needs ours and naive)"
+    ours, naive = totals["fresh"]["ours"], totals["fresh"]["naive"]
+    return (
+        f"{rate(ours) / max(rate(naive), 1e-9):.2f}x, {cpu(ours) / max(cpu(naive), 1e-9):.2f}x, "
+        f"{sizes['ours'] / max(sizes['naive'], 1):.2f}x"
     )
 
 

@@ -16,9 +16,9 @@ Scenarios (all but the first with 4 probe clients sending GET /healthz and GET /
   slow-clients - while N connections drip headers, N drip bodies and N idle keep-alive
   slow-origin  - while 50 POST /incoming wait on an origin that never answers
 --per-pixel: the peak memory of one conversion per pixel, by format (admission's costs).
---memory: the largest PNG the dev stack's budget admits, converted 4 at once under the
-gevent stack with MEMORY_LIMIT_BYTES=512 MiB: the peak of the processes' summed RSS, each
-worker's peak, and its RSS after.
+--memory: the largest image of each kind the dev stack admits (bench/largest.py), two of
+each converted at once under the gevent stack with the dev stack's settings: the peak of
+the processes' summed RSS, each worker's peak, and its RSS after.
 """
 
 from __future__ import annotations
@@ -412,31 +412,23 @@ def compare(stacks: list[str], seconds: float, attackers: int, rounds: int) -> N
             moto.stop()
 
 
-def largest_png(budget: int) -> bytes:
-    from bench.harness import Image  # Pillow, as the harness imports it
-    from service.admission import conversion_cost
-
-    side = int((budget / 16) ** 0.5)
-    while True:
-        noise = Image.effect_noise((side, side), 40)
-        image = Image.merge("RGB", (Image.linear_gradient("L").resize((side, side)), noise, noise))
-        out = io.BytesIO()
-        image.save(out, "PNG", compress_level=1)
-        cost = conversion_cost(out, 64_000_000)
-        if cost is not None and cost <= budget:
-            return out.getvalue()
-        side = int(side * 0.985)
-
-
 def memory() -> None:
+    """The dev stack's largest image of each kind, two at a time, under its memory limit."""
+    from bench.largest import KINDS, largest_admitted
     from service.settings import ServingSettings, conversion_budget
 
-    limit = 512 * 1024 * 1024
+    limit, max_pixels, max_download = 512 * 1024 * 1024, 50_000_000, 20 * 1024 * 1024
     budget = conversion_budget(
         ServingSettings.from_env({"MEMORY_LIMIT_BYTES": str(limit)}), WORKERS
     )
-    big = largest_png(budget)
-    images = {"big0.png": big}
+    images = {
+        f"{kind.replace(' ', '_')}-{seed}": largest_admitted(
+            kind, budget, max_pixels, max_download, seed
+        )
+        for kind in KINDS
+        for seed in (0, 1)
+    }
+    mib = 1024 * 1024
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         work = Path(tmp)
         moto = Moto(work)
@@ -449,61 +441,70 @@ def memory() -> None:
                     moto,
                     work,
                     MEMORY_LIMIT_BYTES=str(limit),
-                    MAX_DOWNLOAD_BYTES=str(200 * 1024 * 1024),
+                    MAX_IMAGE_PIXELS=str(max_pixels),
+                    MAX_DOWNLOAD_BYTES=str(max_download),
                 ) as (base, _log, master),
             ):
                 http = urllib3.PoolManager(retries=False, timeout=120)
-                path = http.request(
-                    "POST",
-                    base + "/incoming",
-                    json={"url": f"http://127.0.0.1:{origin_port}/big0.png"},
-                ).json()["path"]
-                workers = [pid for pid in _children(master)]
-                before = {pid: rss_bytes(pid) for pid in workers}
-                statuses: Counter[int] = Counter()
-                sampled = [0]
-                stop = threading.Event()
-
-                def sample() -> None:
-                    while not stop.wait(0.01):
-                        total = sum(rss_bytes(pid) for pid in [master, *workers])
-                        sampled[0] = max(sampled[0], total)
-
-                sampler = threading.Thread(target=sample)
-                sampler.start()
-                started = time.perf_counter()
-                # Four at once: none is stored yet, so each converts unless the budget says wait.
-                threads = [
-                    threading.Thread(
-                        target=lambda: statuses.update(
-                            [http.request("POST", base + "/processed", json={"path": path}).status]
-                        )
+                paths: dict[str, list[str]] = {kind: [] for kind in KINDS}
+                for name in images:
+                    answer = http.request(
+                        "POST",
+                        base + "/incoming",
+                        json={"url": f"http://127.0.0.1:{origin_port}/{name}"},
                     )
-                    for _ in range(4)
-                ]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                took = time.perf_counter() - started
-                stop.set()
-                sampler.join()
-                hwm = {pid: _hwm(pid) for pid in workers}
-                after = {pid: rss_bytes(pid) for pid in workers}
-            mib = 1024 * 1024
-            print(
-                f"largest PNG the dev budget admits: {len(big) / mib:.1f} MB file, budget {budget / mib:.0f} MiB"
-            )
-            print(f"4 POST /processed at once: {dict(statuses)} in {took:.1f} s")
-            print(
-                f"peak of master + workers RSS (sampled every 10 ms): {sampled[0] / mib:.0f} MiB "
-                f"of the {limit / mib:.0f} MiB limit"
-            )
-            for pid in workers:
+                    if answer.status != 201:
+                        raise HarnessError(f"{name}: {answer.status} {answer.data[:200]!r}")
+                    paths[name.rsplit("-", 1)[0].replace("_", " ")].append(answer.json()["path"])
+                workers = _children(master)
+                before = {pid: rss_bytes(pid) for pid in workers}
                 print(
-                    f"worker {pid}: {before[pid] / mib:.0f} MiB before, peak {hwm[pid] / mib:.0f} MiB, "
-                    f"{after[pid] / mib:.0f} MiB after"
+                    f"dev stack: {limit / mib:.0f} MiB limit, {WORKERS} workers, conversion "
+                    f"budget {budget / mib:.0f} MiB, MAX_IMAGE_PIXELS {max_pixels}, "
+                    f"MAX_DOWNLOAD_BYTES {max_download}"
                 )
+                for kind in KINDS:
+                    sizes = [len(images[f"{kind.replace(' ', '_')}-{seed}"]) for seed in (0, 1)]
+                    statuses: Counter[int] = Counter()
+                    sampled = [0]
+                    stop = threading.Event()
+
+                    def sample(stop: threading.Event = stop, sampled: list[int] = sampled) -> None:
+                        while not stop.wait(0.01):
+                            total = sum(rss_bytes(pid) for pid in [master, *workers])
+                            sampled[0] = max(sampled[0], total)
+
+                    def convert(path: str, statuses: Counter[int] = statuses) -> None:
+                        answer = http.request("POST", base + "/processed", json={"path": path})
+                        statuses.update([answer.status])
+
+                    sampler = threading.Thread(target=sample)
+                    sampler.start()
+                    started = time.perf_counter()
+                    threads = [threading.Thread(target=convert, args=(p,)) for p in paths[kind]]
+                    for thread in threads:
+                        thread.start()
+                    for thread in threads:
+                        thread.join()
+                    took = time.perf_counter() - started
+                    stop.set()
+                    sampler.join()
+                    from PIL import Image
+
+                    with Image.open(io.BytesIO(images[f"{kind.replace(' ', '_')}-0"])) as first:
+                        megapixels = first.width * first.height / 1e6
+                    print(
+                        f"{kind:<14} {megapixels:5.1f} MP, files {sizes[0] / mib:.1f} and "
+                        f"{sizes[1] / mib:.1f} MiB: 2 at once {dict(statuses)} in {took:.1f} s, "
+                        f"peak of master + workers RSS {sampled[0] / mib:.0f} MiB"
+                    )
+                    sys.stdout.flush()
+                after = {pid: rss_bytes(pid) for pid in workers}
+                for pid in workers:
+                    print(
+                        f"worker {pid}: {before[pid] / mib:.0f} MiB before, peak "
+                        f"{_hwm(pid) / mib:.0f} MiB, {after[pid] / mib:.0f} MiB after"
+                    )
         finally:
             moto.stop()
 
@@ -523,14 +524,18 @@ def _hwm(pid: int) -> int:
     return 0
 
 
-PER_PIXEL_CASES = [
-    ("PNG", "RGB"),
-    ("PNG", "RGBA"),
-    ("PNG", "L"),
-    ("JPEG", "RGB"),
-    ("WEBP", "RGB"),
-    ("GIF", "RGB"),
+# (label, format, mode, save options): random pixels, the worst case for every encoder.
+PER_PIXEL_CASES: list[tuple[str, str, str, dict[str, object]]] = [
+    ("PNG RGB", "PNG", "RGB", {"compress_level": 1}),
+    ("PNG RGBA", "PNG", "RGBA", {"compress_level": 1}),
+    ("PNG L", "PNG", "L", {"compress_level": 1}),
+    ("PNG palette", "PNG", "P", {"compress_level": 1}),
+    ("JPEG", "JPEG", "RGB", {}),
+    ("WEBP lossy", "WEBP", "RGB", {"quality": 80}),
+    ("WEBP lossless", "WEBP", "RGB", {"lossless": True, "method": 0, "quality": 0}),
+    ("GIF", "GIF", "RGB", {}),
 ]
+PER_PIXEL_SIDES = (3000, 4899)  # 9 MP and 24 MP
 PER_PIXEL_CHILD = """
 import io, os, sys
 from service import imaging
@@ -545,29 +550,43 @@ print((status("VmHWM:") - resting) / int(sys.argv[2]))
 """
 
 
-def per_pixel(side: int = 3000) -> None:
+def per_pixel(sides: tuple[int, ...] = PER_PIXEL_SIDES, only: str = "") -> None:
     """Peak resident growth per pixel of one conversion, random pixels, each in a fresh process.
 
     The child only reads the encoded file and converts it, so nothing freed before the
-    conversion hides its growth.
+    conversion hides its growth. It runs as the pod's processes do (MALLOC_ARENA_MAX=2).
     """
     import subprocess
 
     from PIL import Image
 
+    from service.admission import BYTES_PER_PIXEL
+
+    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    print("format, side: peak bytes per pixel (the admission's cost per pixel)")
     with tempfile.TemporaryDirectory(prefix="bench-pixels-") as tmp:
-        for fmt, mode in PER_PIXEL_CASES:
-            image = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).convert(mode)
-            path = Path(tmp) / f"image.{fmt.lower()}"
-            image.save(path, fmt, **({"compress_level": 1} if fmt == "PNG" else {}))
-            done = subprocess.run(
-                [sys.executable, "-c", PER_PIXEL_CHILD, str(path), str(side * side)],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            print(f"{fmt} {mode} {side}x{side}: {float(done.stdout):.1f} bytes per pixel at peak")
+        for side in sides:
+            rgb = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+            for label, fmt, mode, options in PER_PIXEL_CASES:
+                if only and only not in label:
+                    continue
+                image = rgb.convert(mode) if mode != "P" else rgb.quantize(256)
+                path = Path(tmp) / f"image.{fmt.lower()}"
+                image.save(path, fmt, **options)
+                done = subprocess.run(
+                    [sys.executable, "-c", PER_PIXEL_CHILD, str(path), str(side * side)],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                kind = "WEBP lossless" if options.get("lossless") else fmt
+                print(
+                    f"{label:<14} {side}x{side}: {float(done.stdout):5.1f} bytes per pixel at peak "
+                    f"(cost {BYTES_PER_PIXEL[kind]})"
+                )
+                sys.stdout.flush()
 
 
 def main() -> None:
@@ -578,13 +597,14 @@ def main() -> None:
     parser.add_argument("--stacks", default="gevent,gthread,granian")
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--per-pixel", action="store_true")
+    parser.add_argument("--only", default="", help="--per-pixel: only the cases named so")
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     if args.memory:
         memory()
         return
     if args.per_pixel:
-        per_pixel()
+        per_pixel(only=args.only)
         return
     stacks = []
     for stack in args.stacks.split(","):

@@ -32,7 +32,10 @@ SPOOL_BYTES = 8 * 1024 * 1024
 # of the original in the incoming bucket, written off the request path: it survives
 # restarts and is seen by every replica, and a GET of the original says whether it has
 # tags, so looking for it costs a fresh conversion nothing. Tags appear in no listing.
-REMEMBER_IN_STORAGE_BYTES = 256 * 1024
+# Below 1 MiB a source converts in about 25 ms or less (an 800x600 PNG photo of 0.7 MB),
+# and the tag's PUT would be a third S3 call on every fresh conversion
+# (bench/api_throughput.py: PNG photos and GIFs of 0.3 to 0.7 MB paid it).
+REMEMBER_IN_STORAGE_BYTES = 1024 * 1024
 RESULT_TAG = "greyscale"
 
 

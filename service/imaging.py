@@ -5,42 +5,45 @@ from __future__ import annotations
 import io
 import os
 import struct
-import zlib
 from dataclasses import dataclass
 from typing import IO
 
-from PIL import ExifTags, Image, ImageChops, ImageSequence
+from PIL import ExifTags, Image, ImageSequence, PngImagePlugin
 
-from service import deflate, pngload
+from service import deflate, pngwrite, vipsload
 
 CONTENT_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 MAX_FRAMES = 1000
 # Downloads up to this size are decoded before they are stored (a few ms); bigger ones get
 # checks that find a truncated file without decoding it (bench/greyscale.py measures both).
 FULL_CHECK_PIXELS = 2_000_000
-# Chosen by measurement (bench/greyscale.py, on photos, screenshots and gradients): zlib's
-# run-length strategy at level 1 packs a photo's filtered rows as small as Pillow's default
-# encoder does, several times faster; screenshots, graphics and gradients need string matches
-# (level 6, as Pillow's default), and where run-length coding already halves a piece, the
-# two are tried and the smaller kept.
-PNG_DEFLATE = deflate.Choice(
-    first=deflate.Setting(1, zlib.Z_RLE), second=deflate.Setting(6), below=0.5
-)
-# Greyscale PNGs that Pillow writes itself (palettes, alpha, 16 bits) follow the same rule
-# for the whole image: level 1, and level 6 too where level 1 made less than half a byte per
-# pixel. Animations keep level 1.
+# Greyscale PNGs that Pillow writes itself (palettes, 16 bits, a transparent colour, and
+# interlaced or turned images) follow service.pngwrite's rule for the whole image: level 1,
+# or level 6 where a sample of rows spread over the image comes out 8% smaller with it.
+# Animations keep level 1.
 PNG_COMPRESS_LEVEL = 1
 PNG_THOROUGH_LEVEL = 6
-PNG_THOROUGH_BELOW_BYTES_PER_PIXEL = 0.5
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_UP_FILTER = 2
-# WebP output is lossless: lossy WebP cannot decode as true grey, because libwebp's YUV to
-# RGB arithmetic turns a few grey levels (81, 82, 166, 251 among them) into R = B = G + 1.
-# Settings by measurement (bench/greyscale.py): method 1 packs photos as tightly as methods
-# 2-6 in half their time, and quality (the effort) helps only graphics, which most lossless
-# inputs are.
-WEBP_PHOTO = {"lossless": True, "method": 1, "quality": 0, "exact": True}
-WEBP_GRAPHICS = {"lossless": True, "method": 1, "quality": 50, "exact": True}
+# Pixels in the samples that choose a PNG's level and a lossless WebP's method.
+SAMPLE_BYTES = 64 * 1024
+# WebP output follows the input's kind, chosen by measurement (bench/greyscale.py). A lossy
+# input comes out lossy: quality 75 keeps photos under the input's bytes for inputs of
+# quality 75 to 95, and it decodes within 1 of true grey (libwebp's YUV to RGB arithmetic
+# turns some grey levels into R = B = G + 1). A lossless input comes out lossless and
+# exactly grey, with method 1: method 0 made gradients hundreds of times larger and smooth
+# photos 2.4x. On photos, though, method 1 peaked at 32 to 38 bytes per pixel (9 MP) against
+# method 0's 20 to 30, for output 1.2x to 2.4x smaller: an image whose sample of rows packs
+# to WEBP_NOISY_BYTES_PER_PIXEL or more, as service.pngwrite packs them (photos do; graphics,
+# gradients and fractals stay under 0.25), gets method 0.
+WEBP_LOSSY = {"quality": 75, "method": 2}
+WEBP_LOSSLESS = {"lossless": True, "method": 1, "quality": 50, "exact": True}
+WEBP_LOSSLESS_NOISY = {"lossless": True, "method": 0, "quality": 50, "exact": True}
+WEBP_NOISY_BYTES_PER_PIXEL = 0.3
+# WebPs of more pixels than this are decoded by libvips: 12.8 bytes per pixel at the peak of
+# a conversion against 16.4 for Pillow's decode alone (9 MP), but twice Pillow's time (24 ms
+# against 10 ms for an 800x600 photo).
+WEBP_LIBVIPS_ABOVE_PIXELS = 2_000_000
+# Greyscale for each mode that libvips hands out.
+GREY_OF = {"L": "L", "LA": "LA", "RGB": "L", "RGBA": "LA"}
 _GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N"})
 _TRANSPOSE = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -100,7 +103,12 @@ def _check_whole(image: Image.Image, fmt: str, file: IO[bytes], max_pixels: int)
         image.draft(None, (max(1, width // 8), max(1, height // 8)))
         image.load()
     elif width * height <= FULL_CHECK_PIXELS:
-        _load(image)
+        # The decoder that the conversion will use.
+        if _streamed_png(image) or (fmt == "WEBP" and _webp_by_libvips(image)):
+            for _ in vipsload.Decoded(file, fmt).strips():
+                pass
+        else:
+            image.load()
     elif fmt == "JPEG":
         tiles = getattr(image, "tile", None)
         _check_jpeg_end(file, tiles[0][2] if tiles else 0)
@@ -175,30 +183,115 @@ def _reason(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-def _load(image: Image.Image) -> None:
-    if pngload.decodable(image):
-        pngload.load(image)
-    else:
-        image.load()
+def _streamed_png(image: Image.Image) -> bool:
+    """Whether `image` is a PNG that libvips decodes and service.pngwrite writes, in strips.
+
+    Those are the plain ones: 8 bits per sample, grey or RGB with or without alpha, no
+    transparent colour, one frame, not interlaced, and not turned by an EXIF orientation.
+    Pillow decodes and writes every other kind whole (palettes stay palettes).
+    """
+    if not isinstance(image, PngImagePlugin.PngImageFile) or len(image.tile) != 1:
+        return False
+    tile = image.tile[0]
+    return (
+        tile.codec_name == "zip"
+        and tile.args == image.mode  # 8 bits per sample: Pillow's raw mode is the mode
+        and image.mode in GREY_OF
+        and "transparency" not in image.info
+        and not image.info.get("interlace")
+        and not getattr(image, "is_animated", False)
+        and _orientation(image) not in _TRANSPOSE
+    )
+
+
+def _orientation(image: Image.Image) -> int:
+    # A PNG's EXIF is read here only when it comes before the pixels: Pillow's getexif()
+    # would decode the whole image to look for one after them.
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
+    return int(image.getexif().get(ExifTags.Base.Orientation, 1))
 
 
 def _still(image: Image.Image, fmt: str, file: IO[bytes]) -> bytes:
+    if fmt == "PNG" and _streamed_png(image):
+        decoded = vipsload.Decoded(file, fmt)
+        grey_mode = GREY_OF[decoded.mode]
+        strips = (strip.convert(grey_mode) for strip in decoded.strips())
+        return pngwrite.write(decoded.width, decoded.height, grey_mode, strips)
     if fmt == "PNG":
-        _load(image)  # before getexif(), which would have Pillow decode it
+        image.load()  # before getexif(), which would have Pillow decode it
     options = _options(image, fmt, file)
-    orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+    orientation = _orientation(image)
+    if fmt == "WEBP":
+        return _webp_still(image, file, orientation, options)
     if fmt == "JPEG" and image.mode == "RGB":
-        # Decode straight to luma at full size: libjpeg then skips the chroma work entirely.
+        # Decode straight to luma at full size: libjpeg then skips the chroma work.
         image.draft("L", image.size)
     grey = _grey(image)
     # The EXIF that held the orientation is dropped, so the pixels must carry it.
     if orientation in _TRANSPOSE:
         grey = grey.transpose(_TRANSPOSE[orientation])
-    if fmt == "PNG" and grey.mode == "L" and not options.get("transparency"):
-        return _png_grey(grey)
     if fmt == "PNG":
         return _png_by_pillow(grey, options)
     return _encoded(grey, fmt, options)
+
+
+def _webp_still(
+    image: Image.Image, file: IO[bytes], orientation: int, options: dict[str, object]
+) -> bytes:
+    """A WebP in greyscale, encoded by Pillow's libwebp.
+
+    Big ones are decoded by libvips, in about half of Pillow's memory; small ones by Pillow,
+    which takes half of libvips's time (WEBP_LIBVIPS_ABOVE_PIXELS). Pillow would convert the grey
+    image to RGB(A) for libwebp itself, and keep both; here the grey one is gone before the
+    encoder starts. Pillow's WebP encoder hands back its output whole and releases the GIL
+    by itself, so it needs no file descriptor.
+    """
+    if not _webp_by_libvips(image):
+        grey = _grey(image)
+    else:
+        # Pillow's WebP reader holds a copy of the whole file from the moment it opens it;
+        # from here on only libvips reads the file, so that copy goes now.
+        vars(image).pop("_decoder", None)
+        grey = _decoded_grey(file)
+    if orientation in _TRANSPOSE:
+        grey = grey.transpose(_TRANSPOSE[orientation])
+    if options.get("lossless") and _packed_bytes_per_pixel(grey) >= WEBP_NOISY_BYTES_PER_PIXEL:
+        options = {**options, **WEBP_LOSSLESS_NOISY}
+    rgb = grey.convert("RGBA" if grey.mode == "LA" else "RGB")
+    del grey
+    out = io.BytesIO()
+    rgb.save(out, "WEBP", **options)
+    return out.getvalue()
+
+
+def _packed_bytes_per_pixel(grey: Image.Image) -> float:
+    """Bytes per pixel of a sample of rows spread over `grey` (L or LA), as service.pngwrite
+    packs them: how noisy the image is."""
+    sample = _sample_rows(grey)
+    row_bytes = sample.width * len(sample.getbands())
+    filtered, _ = pngwrite.up_filtered(sample, bytes(row_bytes))
+    packed = deflate.compress(filtered, deflate.Choice(pngwrite.DEFLATE.first))
+    return len(packed) / (sample.width * sample.height)
+
+
+def _webp_by_libvips(image: Image.Image) -> bool:
+    return image.width * image.height > WEBP_LIBVIPS_ABOVE_PIXELS
+
+
+def _decoded_grey(file: IO[bytes]) -> Image.Image:
+    """A WebP decoded by libvips, in greyscale (L, or LA with alpha), strip by strip.
+
+    Pillow's WebP decoder holds three copies of the image in RGBA at its peak.
+    """
+    decoded = vipsload.Decoded(file, "WEBP")
+    grey_mode = GREY_OF[decoded.mode]
+    grey = Image.new(grey_mode, (decoded.width, decoded.height))
+    top = 0
+    for strip in decoded.strips():
+        grey.paste(strip.convert(grey_mode), (0, top))
+        top += strip.height
+    return grey
 
 
 def _encoded(image: Image.Image, fmt: str, options: dict[str, object]) -> bytes:
@@ -223,33 +316,26 @@ def _memory_file() -> IO[bytes]:
 
 
 def _png_by_pillow(grey: Image.Image, options: dict[str, object]) -> bytes:
-    fast = _encoded(grey, "PNG", options)
-    if len(fast) >= PNG_THOROUGH_BELOW_BYTES_PER_PIXEL * grey.width * grey.height:
-        return fast
-    thorough = _encoded(grey, "PNG", {**options, "compress_level": PNG_THOROUGH_LEVEL})
-    return min(fast, thorough, key=len)
+    """Pillow's PNG encoder at the level that a sample chooses, as service.deflate does."""
+    sample = _sample_rows(grey)
+    thorough_options = {**options, "compress_level": PNG_THOROUGH_LEVEL}
+    fast = len(_encoded(sample, "PNG", options))
+    thorough = len(_encoded(sample, "PNG", thorough_options))
+    better = thorough <= pngwrite.DEFLATE.better * fast
+    return _encoded(grey, "PNG", thorough_options if better else options)
 
 
-def _png_grey(grey: Image.Image) -> bytes:
-    """An 8-bit greyscale PNG, about twice as fast to make as with Pillow's PNG encoder.
-
-    Pillow tries five filters on every row; one "Up" filter for the whole image, computed in
-    one pass by ImageChops, and zlib's run-length strategy compress photos nearly as well.
-    """
-    width, height = grey.size
-    above = ImageChops.offset(grey, 0, 1)
-    above.paste(0, (0, 0, width, 1))  # the first row has nothing above it
-    rows = Image.new("L", (width + 1, height), _PNG_UP_FILTER)  # each row starts with its filter
-    rows.paste(ImageChops.subtract_modulo(grey, above), (1, 0))
-    pixels = deflate.compress(rows.tobytes(), PNG_DEFLATE)
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"".join(
-        (_PNG_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", pixels), _chunk(b"IEND", b""))
-    )
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+def _sample_rows(image: Image.Image) -> Image.Image:
+    """Eight bands of rows spread over `image`, about SAMPLE_BYTES pixels in all."""
+    width, height = image.size
+    band = max(1, SAMPLE_BYTES // 8 // max(1, width))
+    tops = sorted({number * height // 8 for number in range(8)})
+    sample = Image.new(image.mode, (width, band * len(tops)))
+    if image.mode == "P":
+        sample.putpalette(image.getpalette() or [])
+    for number, top in enumerate(tops):
+        sample.paste(image.crop((0, top, width, min(height, top + band))), (0, number * band))
+    return sample
 
 
 def _options(image: Image.Image, fmt: str, file: IO[bytes]) -> dict[str, object]:
@@ -324,10 +410,10 @@ def _animation(
 
 
 def _webp_options(file: IO[bytes]) -> dict[str, object]:
-    return dict(WEBP_GRAPHICS if _is_lossless_webp(file) else WEBP_PHOTO)
+    return dict(WEBP_LOSSLESS if is_lossless_webp(file) else WEBP_LOSSY)
 
 
-def _is_lossless_webp(file: IO[bytes]) -> bool:
+def is_lossless_webp(file: IO[bytes]) -> bool:
     """Whether the first image data chunk of a RIFF WebP file is VP8L (lossless)."""
     position = file.tell()
     try:

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
+from flask.blueprints import BlueprintSetupState
+
+from service.admission import describe_limits, largest_images
 
 bp = Blueprint("openapi", __name__)
+
+EXTENSION = "openapi_document"
 
 
 @cache
@@ -21,9 +27,33 @@ def document() -> dict[str, Any]:
     return loaded
 
 
+def served_document(
+    memory_limit_bytes: int, workers: int, max_image_pixels: int, max_download_bytes: int
+) -> dict[str, Any]:
+    """document(), with the largest image of each kind that a pod with these settings
+    converts appended to the description of POST /incoming."""
+    served = copy.deepcopy(document())
+    operation = served["paths"]["/incoming"]["post"]
+    limits = largest_images(memory_limit_bytes, workers, max_image_pixels, max_download_bytes)
+    operation["description"] = f"{operation['description']} {describe_limits(limits)}"
+    return served
+
+
+@bp.record_once
+def _describe_at_start(state: BlueprintSetupState) -> None:
+    """Computed once, when create_app registers this blueprint, from the app's settings."""
+    api = state.app.extensions["image_api"]
+    state.app.extensions[EXTENSION] = served_document(
+        api.admission.settings.memory_limit_bytes,
+        api.admission.workers,
+        api.fetch_settings.max_image_pixels,
+        api.fetch_settings.max_download_bytes,
+    )
+
+
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(document())
+    return jsonify(current_app.extensions[EXTENSION])
 
 
 @bp.get("/")

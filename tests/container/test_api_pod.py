@@ -32,6 +32,8 @@ IMAGES = {
     "photo.jpg": encode(photo(320, 240), "JPEG", quality=85),
     "photo.png": encode(photo(320, 240), "PNG"),
 }
+# The dev stack's download limit (the Pulumi program's default maxDownloadBytes).
+DEV_DOWNLOAD_BYTES = 20 * 1024 * 1024
 # How long the origin holds the answer to /slow/<name>: a request in flight during SIGTERM.
 SLOW_SECONDS = 3.0
 
@@ -120,6 +122,50 @@ def test_upload_convert_and_read_back(api: Running, origin: ThreadingHTTPServer,
     metrics = _call(api, "GET", "/metrics").data.decode()
     assert 'route="/incoming"' in metrics
     assert 'route="/processed"' in metrics
+
+
+@pytest.fixture(scope="module")
+def phone_sized() -> dict[str, bytes]:
+    """A 12 MP phone photo as WebP and JPEG, and the largest photo PNG that the dev stack's
+    download limit (MAX_DOWNLOAD_BYTES, 20 MiB) lets in, served by the origin."""
+    picture = photo(4000, 3000)
+    made = {
+        "phone.webp": encode(picture, "WEBP", quality=80),
+        "phone.jpg": encode(picture, "JPEG", quality=90),
+        "largest-photo.png": _largest_photo_png(DEV_DOWNLOAD_BYTES),
+    }
+    IMAGES.update(made)
+    return made
+
+
+def _largest_photo_png(limit: int) -> bytes:
+    """A photo PNG within `limit` bytes and within 2 % of it: about 12 MP at 1.7 bytes each."""
+    trial = len(encode(photo(1000, 750), "PNG")) / (1000 * 750)
+    pixels = int(limit / trial)
+    while True:
+        width = int((pixels * 4 / 3) ** 0.5)
+        data = encode(photo(width, width * 3 // 4), "PNG")
+        if len(data) <= limit:
+            return data
+        pixels = int(pixels * 0.99)
+
+
+@pytest.mark.parametrize("name", ["phone.webp", "phone.jpg", "largest-photo.png"])
+def test_a_phone_sized_image_converts_on_the_dev_pod(
+    api: Running, origin: ThreadingHTTPServer, phone_sized: dict[str, bytes], name: str
+) -> None:
+    """Within the dev stack's 512 Mi, 2 workers and 20 MiB downloads."""
+    assert api.spec.container["resources"]["limits"]["memory"] == "512Mi"
+    uploaded = _call(api, "POST", "/incoming", {"url": _origin_url(origin, f"/{name}")})
+    assert uploaded.status == 201, uploaded.data
+    converted = _call(api, "POST", "/processed", {"path": uploaded.json()["path"]})
+    assert converted.status == 201, converted.data
+    result = _call(api, "GET", converted.json()["path"])
+    assert result.status == 200
+    image = Image.open(io.BytesIO(result.data))
+    before = Image.open(io.BytesIO(phone_sized[name]))
+    assert (image.format, image.size) == (before.format, before.size)
+    assert image.width * image.height >= 12_000_000
 
 
 def test_sigterm_drains_and_exits_zero(api: Running, origin: ThreadingHTTPServer) -> None:

@@ -10,7 +10,7 @@ import threading
 
 import pytest
 from api_support import BIG_BYTES, Api, OriginServer, error_of, sha256
-from PIL import Image
+from PIL import Image, ImageChops
 
 from tests.servers import free_port
 
@@ -28,13 +28,16 @@ CONVERTIBLE = {
 }
 
 
-def is_grey(image: Image.Image) -> bool:
+def is_grey(image: Image.Image, within: int = 0) -> bool:
+    """Every frame's channels equal, or within `within` of each other."""
     for frame in range(getattr(image, "n_frames", 1)):
         image.seek(frame)
-        rgb = image.convert("RGB")
-        red, green, blue = rgb.split()
-        if not (red.tobytes() == green.tobytes() == blue.tobytes()):
-            return False
+        red, green, blue = image.convert("RGB").split()
+        for one, other in ((red, green), (green, blue)):
+            largest = ImageChops.difference(one, other).getextrema()[1]
+            assert isinstance(largest, int)
+            if largest > within:
+                return False
     return True
 
 
@@ -68,7 +71,8 @@ def test_upload_convert_and_read_back(api: Api, origin: OriginServer, images: di
     before = Image.open(io.BytesIO(images[name]))
     assert image.size == before.size
     assert getattr(image, "n_frames", 1) == getattr(before, "n_frames", 1)
-    assert is_grey(image)
+    # A lossy WebP stays lossy: libwebp decodes some grey levels as R = B = G + 1.
+    assert is_grey(image, within=1 if name == "photo.webp" else 0)
 
 
 def test_greyscale_keeps_16_bits_and_transparency(api: Api, origin: OriginServer, images: dict):

@@ -11,102 +11,91 @@ from typing import Any
 import pytest
 from api_support import Api, OriginServer, api_env, error_of, photo, serve
 
-from service.admission import conversion_cost
-from service.settings import ServingSettings, conversion_budget
+from bench.largest import KINDS, largest_admitted
+from service.settings import FetchSettings, ServingSettings, conversion_budget
 from tests.servers import serving
 from tests.service.serving_support import PeakSampler, rss_now, rss_peak, served
 
 MIB = 1024 * 1024
-DEV_LIMIT = 512 * MIB  # the dev stack's memory limit (Pulumi.dev.yaml)
-DEV_WORKERS = 2
-DEFAULT_MAX_PIXELS = 64_000_000
-
-
-def largest_png(budget: int, seed: int) -> bytes:
-    """A photo-like PNG as large as the conversion budget admits, within 3 %.
-
-    A PNG costs 16 bytes per pixel plus its file's size. A try at a quarter of the side gives
-    the cost per pixel to size the image by (0.2 % under); a try still over the budget sizes
-    the next one the same way, or shrinks the side by 1.5 % if that is less.
-    """
-    side = int((budget / 16) ** 0.5)
-    sample = side // 4
-    _data, cost = _png(sample, seed)
-    side = int((budget * sample**2 / cost) ** 0.5 * 0.998)
-    while True:
-        data, cost = _png(side, seed)
-        if cost <= budget:
-            assert cost >= 0.97 * budget
-            return data
-        side = min(int(side * 0.985), int((budget * side**2 / cost) ** 0.5 * 0.998))
-
-
-def _png(side: int, seed: int) -> tuple[bytes, int]:
-    """A square photo-like PNG and its conversion cost."""
-    out = io.BytesIO()
-    photo(side, side).rotate(seed).save(out, "PNG", compress_level=1)
-    cost = conversion_cost(out, DEFAULT_MAX_PIXELS)
-    assert cost is not None
-    return out.getvalue(), cost
+# The dev stack's values are the settings' defaults: Pulumi.dev.yaml gives the API the same
+# 512Mi memory limit and leaves the worker count and both caps at their defaults.
+DEV_LIMIT = ServingSettings.from_env({}).memory_limit_bytes
+DEV_WORKERS = ServingSettings.from_env({}).web_concurrency
+DEV_MAX_PIXELS = FetchSettings.from_env({}).max_image_pixels
+DEV_MAX_DOWNLOAD = FetchSettings.from_env({}).max_download_bytes
+DEV_BUDGET = conversion_budget(
+    ServingSettings.from_env({"MEMORY_LIMIT_BYTES": str(DEV_LIMIT)}), DEV_WORKERS
+)
 
 
 @pytest.fixture(scope="module")
-def big_pngs() -> dict[str, bytes]:
-    budget = conversion_budget(ServingSettings.from_env({}), DEV_WORKERS)
-    return {f"big{seed}.png": largest_png(budget, seed) for seed in (0, 90)}
+def largest() -> dict[str, bytes]:
+    """Two distinct images of each kind, each the largest the dev stack admits."""
+    return {
+        f"{kind.replace(' ', '_')}-{seed}": largest_admitted(
+            kind, DEV_BUDGET, DEV_MAX_PIXELS, DEV_MAX_DOWNLOAD, seed
+        )
+        for kind in KINDS
+        for seed in (0, 1)
+    }
 
 
 @pytest.fixture(scope="module")
-def big_origin(big_pngs: dict[str, bytes]) -> Iterator[OriginServer]:
-    with serving(OriginServer(big_pngs)) as origin:
+def big_origin(largest: dict[str, bytes]) -> Iterator[OriginServer]:
+    with serving(OriginServer(largest)) as origin:
         yield origin
 
 
-def test_the_largest_png_converts_within_the_dev_memory_limit(
-    s3_server: Any, tmp_path: Path, big_origin: OriginServer, big_pngs: dict[str, bytes]
+def test_the_largest_image_of_each_kind_converts_within_the_dev_memory_limit(
+    s3_server: Any, tmp_path: Path, big_origin: OriginServer, largest: dict[str, bytes]
 ) -> None:
     """The resident memory of master and workers, summed and sampled, stays under 512 Mi.
 
-    Two of the largest images are converted at once: the budget lets one wait for the other
-    (or answer 503), never both run past the limit. No worker's own peak goes past its idle
-    size plus the whole budget, and afterwards each gives the memory back.
+    For each kind, two of the largest images the dev stack admits are converted at once:
+    the budget lets one wait for the other (or answer 503), never both run past the limit.
+    No worker's own peak goes past its idle size plus the whole budget, and afterwards each
+    gives the memory back.
     """
     env = {
         **s3_server.env(),
         "FETCH_ALLOW_PRIVATE_NETWORKS": "true",
         "WEB_CONCURRENCY": str(DEV_WORKERS),
         "MEMORY_LIMIT_BYTES": str(DEV_LIMIT),
-        "MAX_DOWNLOAD_BYTES": str(200 * MIB),
+        "MAX_IMAGE_PIXELS": str(DEV_MAX_PIXELS),
+        "MAX_DOWNLOAD_BYTES": str(DEV_MAX_DOWNLOAD),
     }
     with served(env, tmp_path) as api:
-        paths = []
-        for name in big_pngs:
+        paths: dict[str, list[str]] = {kind: [] for kind in KINDS}
+        for name in largest:
             answer = api.request("POST", "/incoming", json={"url": big_origin.url(name)})
-            assert answer.status == 201, answer.data
-            paths.append(answer.json()["path"])
+            assert answer.status == 201, (name, answer.data)
+            paths[name.rsplit("-", 1)[0].replace("_", " ")].append(answer.json()["path"])
         resting = {pid: rss_now(pid) for pid in api.workers()}
 
-        statuses: list[int] = []
+        statuses: dict[str, list[int]] = {kind: [] for kind in KINDS}
 
-        def convert(path: str) -> None:
+        def convert(kind: str, path: str) -> None:
             answer = api.request("POST", "/processed", json={"path": path})
-            statuses.append(answer.status)
+            statuses[kind].append(answer.status)
             if answer.status != 201:
                 assert answer.status == 503, answer.data
                 assert answer.headers["Retry-After"]
 
-        threads = [threading.Thread(target=convert, args=(path,)) for path in paths]
         with PeakSampler([api.process.pid, *api.workers()]) as sampled:
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=120)
-        assert 201 in statuses
+            for kind in KINDS:
+                threads = [
+                    threading.Thread(target=convert, args=(kind, path)) for path in paths[kind]
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(timeout=120)
+        for kind in KINDS:
+            assert 201 in statuses[kind], (kind, statuses[kind])
 
         assert sampled.peak < DEV_LIMIT, f"peak {sampled.peak / MIB:.0f} MiB over the limit"
-        budget = conversion_budget(ServingSettings.from_env({}), DEV_WORKERS)
         for pid, before in resting.items():
-            assert rss_peak(pid) < before + budget, f"worker {pid} went past the budget"
+            assert rss_peak(pid) < before + DEV_BUDGET, f"worker {pid} went past the budget"
         for pid, before in resting.items():
             after = rss_now(pid)
             assert after < before + 64 * MIB, f"worker kept {(after - before) / MIB:.0f} MiB"
