@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -22,12 +21,15 @@ from flask import Flask, Response, jsonify, request
 from minio import Minio
 from PIL import Image
 
+from service.settings import StorageSettings
+
 
 def _client() -> Minio:
+    settings = StorageSettings.from_env()
     return Minio(
-        os.environ["MINIO_ENDPOINT"],
-        access_key=os.environ["MINIO_ACCESS_KEY"],
-        secret_key=os.environ["MINIO_SECRET_KEY"],
+        endpoint=settings.endpoint,
+        access_key=settings.access_key,
+        secret_key=settings.secret_key,
         secure=False,
     )
 

@@ -65,6 +65,7 @@ from bench.harness import (
     sha256,
     wait_until,
 )
+from service.settings import ServingSettings, StorageSettings, env_pairs
 
 CLIENTS = 8
 THREADS = 4  # per worker: gunicorn's gthread settings of the API, given to the naive app too
@@ -444,12 +445,11 @@ def main() -> None:
     s3_port = free_port()
     endpoint = f"127.0.0.1:{s3_port}"
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS")}
+    storage = StorageSettings(endpoint=endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
     env = {
         **base_env,
-        "MINIO_ENDPOINT": endpoint,
-        "MINIO_ACCESS_KEY": ACCESS_KEY,
-        "MINIO_SECRET_KEY": SECRET_KEY,
-        "WEB_CONCURRENCY": str(args.workers),
+        **dict(env_pairs(storage, "endpoint", "access_key", "secret_key")),
+        **dict(env_pairs(ServingSettings(web_concurrency=args.workers), "web_concurrency")),
         "PYTHONPATH": str(ROOT),
     }
     http = urllib3.PoolManager(maxsize=CLIENTS, timeout=urllib3.Timeout(connect=5, read=120))

@@ -59,6 +59,7 @@ from bench.harness import (
     statuses,
     wait_until,
 )
+from service.settings import ApiSettings, FetchSettings, StorageSettings, env_pairs
 
 WORKERS = 2
 STORAGE_TIMEOUT_SECONDS = 2.5
@@ -194,8 +195,13 @@ def run(plan: Plan) -> FaultReport:
     report = FaultReport(plan)
     images = make_images(plan.images)
     settings = {
-        "STORAGE_TIMEOUT_SECONDS": str(STORAGE_TIMEOUT_SECONDS),
-        "FETCH_TIMEOUT_SECONDS": str(FETCH_TIMEOUT_SECONDS),
+        **dict(
+            env_pairs(
+                ApiSettings(storage_timeout_seconds=STORAGE_TIMEOUT_SECONDS),
+                "storage_timeout_seconds",
+            )
+        ),
+        **dict(env_pairs(FetchSettings(timeout_seconds=FETCH_TIMEOUT_SECONDS), "timeout_seconds")),
     }
     with stack(images, workers=WORKERS, clients=plan.clients, **settings) as running:
         half = list(images)[: plan.images // 2]
@@ -321,9 +327,8 @@ def _respawn(running: Stack, victim: int, give_up: float) -> float | None:
 def _check_storage(running: Stack, report: FaultReport, when: str, acknowledged: set[str]) -> None:
     client = running.moto.client()
     env = running.gunicorn.env
-    checked, problems = check_buckets(
-        client, env.get("INCOMING_BUCKET", "incoming"), env.get("PROCESSED_BUCKET", "processed")
-    )
+    storage = StorageSettings.from_env(env)
+    checked, problems = check_buckets(client, storage.incoming_bucket, storage.processed_bucket)
     lost = check_paths(urllib3.PoolManager(retries=False), running.base, acknowledged)
     report.objects_checked[when] = checked
     report.paths_checked[when] = len(acknowledged)

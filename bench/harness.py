@@ -35,6 +35,8 @@ from minio import Minio
 from minio.error import S3Error
 from PIL import Image, ImageDraw
 
+from service.settings import FetchSettings, ServingSettings, StorageSettings, env_pairs
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # A hanging origin holds its request at most this long, so that no thread outlives a run.
@@ -303,13 +305,13 @@ class Gunicorn:
 def api_env(s3: Moto, workers: int, **extra: str) -> dict[str, str]:
     """The process environment plus the API's storage settings that point at this harness."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS")}
+    storage = StorageSettings(endpoint=s3.endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
     return {
         **base,
-        "MINIO_ENDPOINT": s3.endpoint,
-        "MINIO_ACCESS_KEY": ACCESS_KEY,
-        "MINIO_SECRET_KEY": SECRET_KEY,
-        "FETCH_ALLOW_PRIVATE_NETWORKS": "true",  # the origin is on loopback
-        "WEB_CONCURRENCY": str(workers),
+        **dict(env_pairs(storage, "endpoint", "access_key", "secret_key")),
+        # the origin is on loopback
+        **dict(env_pairs(FetchSettings(allow_private_networks=True), "allow_private_networks")),
+        **dict(env_pairs(ServingSettings(web_concurrency=workers), "web_concurrency")),
         **extra,
     }
 

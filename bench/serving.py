@@ -45,8 +45,10 @@ import urllib3
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import (
+    ACCESS_KEY,
     BIN,
     ROOT,
+    SECRET_KEY,
     HarnessError,
     Moto,
     _parent_pid,
@@ -58,6 +60,7 @@ from bench.harness import (
     rss_bytes,
     wait_until,
 )
+from service.settings import FetchSettings, ServingSettings, StorageSettings, env_pairs
 
 WORKERS = 2
 PROBES = 4
@@ -143,14 +146,31 @@ def running(stack: str, moto: Moto, work: Path, **extra: str) -> Iterator[tuple[
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS")},
         "PYTHONPATH": f"{work}:{ROOT}",
-        "MINIO_ENDPOINT": moto.endpoint,
-        "MINIO_ACCESS_KEY": "bench",
-        "MINIO_SECRET_KEY": "bench-secret",
-        "FETCH_ALLOW_PRIVATE_NETWORKS": "true",
-        "FETCH_TIMEOUT_SECONDS": "5",
-        "WEB_CONCURRENCY": str(WORKERS),
-        "PROMETHEUS_MULTIPROC_DIR": str(metrics),
-        "MALLOC_ARENA_MAX": "2",
+        **dict(
+            env_pairs(
+                StorageSettings(
+                    endpoint=moto.endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY
+                ),
+                "endpoint",
+                "access_key",
+                "secret_key",
+            )
+        ),
+        **dict(
+            env_pairs(
+                FetchSettings(allow_private_networks=True, timeout_seconds=5),
+                "allow_private_networks",
+                "timeout_seconds",
+            )
+        ),
+        **dict(
+            env_pairs(
+                ServingSettings(web_concurrency=WORKERS, prometheus_multiproc_dir=str(metrics)),
+                "web_concurrency",
+                "prometheus_multiproc_dir",
+                "malloc_arena_max",
+            )
+        ),
         **extra,
     }
     log = work / f"{stack}-{port}.log"
@@ -415,12 +435,16 @@ def compare(stacks: list[str], seconds: float, attackers: int, rounds: int) -> N
 def memory() -> None:
     """The dev stack's largest image of each kind, two at a time, under its memory limit."""
     from bench.largest import KINDS, largest_admitted
-    from service.settings import ServingSettings, conversion_budget
+    from service.settings import conversion_budget
 
-    limit, max_pixels, max_download = 512 * 1024 * 1024, 50_000_000, 20 * 1024 * 1024
-    budget = conversion_budget(
-        ServingSettings.from_env({"MEMORY_LIMIT_BYTES": str(limit)}), WORKERS
+    # The dev stack's: the settings' defaults, which its pods keep (512Mi, 50 MP, 20 MiB).
+    serving, fetch = ServingSettings(), FetchSettings()
+    limit, max_pixels, max_download = (
+        serving.memory_limit_bytes,
+        fetch.max_image_pixels,
+        fetch.max_download_bytes,
     )
+    budget = conversion_budget(serving, WORKERS)
     images = {
         f"{kind.replace(' ', '_')}-{seed}": largest_admitted(
             kind, budget, max_pixels, max_download, seed
@@ -562,7 +586,7 @@ def per_pixel(sides: tuple[int, ...] = PER_PIXEL_SIDES, only: str = "") -> None:
 
     from service.admission import BYTES_PER_PIXEL
 
-    env = {**os.environ, "MALLOC_ARENA_MAX": "2"}
+    env = {**os.environ, **dict(env_pairs(ServingSettings(), "malloc_arena_max"))}
     print("format, side: peak bytes per pixel (the admission's cost per pixel)")
     with tempfile.TemporaryDirectory(prefix="bench-pixels-") as tmp:
         for side in sides:

@@ -20,7 +20,7 @@ from typing import IO, Any, cast
 from PIL import Image
 
 from service import imaging, offload
-from service.settings import ServingSettings, conversion_budget
+from service.settings import FetchSettings, ServingSettings, conversion_budget, env_name
 
 # Peak growth of resident memory per pixel during imaging.greyscale, by kind of image, with a
 # margin: measured by `bench/serving.py --per-pixel` on 9 and 24 MP images of random pixels,
@@ -50,9 +50,9 @@ PHOTO_FILE_BYTES_PER_PIXEL = {
     "WEBP lossless": 1.3,
 }
 # The limits each one names, in the order a tie is reported.
-PIXEL_LIMIT = "MAX_IMAGE_PIXELS"
-DOWNLOAD_LIMIT = "MAX_DOWNLOAD_BYTES"
-MEMORY_LIMIT = "MEMORY_LIMIT_BYTES"
+PIXEL_LIMIT = env_name(FetchSettings, "max_image_pixels")
+DOWNLOAD_LIMIT = env_name(FetchSettings, "max_download_bytes")
+MEMORY_LIMIT = env_name(ServingSettings, "memory_limit_bytes")
 # A conversion that finds the budget spent waits this long for it, then answers 503.
 BUDGET_WAIT_SECONDS = 5.0
 _POLL_SECONDS = 0.05
@@ -306,9 +306,7 @@ def largest_images(
     that comes first in that order. A pod that cannot convert even one pixel of a kind
     gets 0 pixels and the memory limit.
     """
-    budget = conversion_budget(
-        ServingSettings.from_env({"MEMORY_LIMIT_BYTES": str(memory_limit_bytes)}), workers
-    )
+    budget = conversion_budget(ServingSettings(memory_limit_bytes=memory_limit_bytes), workers)
     found = []
     for kind, file_bytes in PHOTO_FILE_BYTES_PER_PIXEL.items():
         by_download = int(max_download_bytes / file_bytes)
