@@ -22,29 +22,25 @@ from minio import Minio
 from PIL import Image
 
 from service.settings import StorageSettings
+from service.storage import close_response
 
 
-def _client() -> Minio:
-    settings = StorageSettings.from_env()
-    return Minio(
-        endpoint=settings.endpoint,
-        access_key=settings.access_key,
-        secret_key=settings.secret_key,
-        secure=False,
-    )
-
-
-def _read(client: Minio, name: str) -> bytes:
-    response = client.get_object("incoming", name)
+def _read(client: Minio, bucket: str, name: str) -> bytes:
+    response = client.get_object(bucket_name=bucket, object_name=name)
     try:
         return response.read()
     finally:
-        response.close()
-        response.release_conn()
+        close_response(response)
 
 
 def _app(convert: Callable[[bytes], tuple[bytes, str]]) -> Flask:
-    client = _client()
+    storage = StorageSettings.from_env()
+    client = Minio(
+        endpoint=storage.endpoint,
+        access_key=storage.access_key,
+        secret_key=storage.secret_key,
+        secure=False,
+    )
     app = Flask(__name__)
 
     @app.get("/healthz")
@@ -54,9 +50,15 @@ def _app(convert: Callable[[bytes], tuple[bytes, str]]) -> Flask:
     @app.post("/processed")
     def processed() -> tuple[Response, int]:
         name = request.get_json()["path"].removeprefix("/incoming/")
-        data, content_type = convert(_read(client, name))
+        data, content_type = convert(_read(client, storage.incoming_bucket, name))
         result = hashlib.sha256(data).hexdigest()
-        client.put_object("processed", result, io.BytesIO(data), len(data), content_type)
+        client.put_object(
+            bucket_name=storage.processed_bucket,
+            object_name=result,
+            data=io.BytesIO(data),
+            length=len(data),
+            content_type=content_type,
+        )
         return jsonify(path=f"/processed/{result}"), 201
 
     return app

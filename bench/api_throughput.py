@@ -283,14 +283,21 @@ def seed_incoming(endpoint: str, images: list[bytes], content_type: str) -> list
     """Store the images in the incoming bucket directly, as POST /incoming would: their paths."""
     from minio import Minio
 
-    client = Minio(endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False)
-    for bucket in ("incoming", "processed"):
-        if not client.bucket_exists(bucket):
-            client.make_bucket(bucket)
+    storage = StorageSettings(endpoint=endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+    client = Minio(endpoint=endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False)
+    for bucket in (storage.incoming_bucket, storage.processed_bucket):
+        if not client.bucket_exists(bucket_name=bucket):
+            client.make_bucket(bucket_name=bucket)
 
     def put(data: bytes) -> str:
         name = sha256(data)
-        client.put_object("incoming", name, io.BytesIO(data), len(data), content_type)
+        client.put_object(
+            bucket_name=storage.incoming_bucket,
+            object_name=name,
+            data=io.BytesIO(data),
+            length=len(data),
+            content_type=content_type,
+        )
         return f"/incoming/{name}"
 
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -301,9 +308,14 @@ def output_bytes(endpoint: str, paths: list[str]) -> float:
     """The mean size of stored results (up to 40 of them)."""
     from minio import Minio
 
-    client = Minio(endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False)
+    storage = StorageSettings(endpoint=endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+    client = Minio(endpoint=endpoint, access_key=ACCESS_KEY, secret_key=SECRET_KEY, secure=False)
     sizes = [
-        client.stat_object("processed", path.rsplit("/", 1)[1]).size or 0 for path in paths[:40]
+        client.stat_object(
+            bucket_name=storage.processed_bucket, object_name=path.rsplit("/", 1)[1]
+        ).size
+        or 0
+        for path in paths[:40]
     ]
     return statistics.mean(sizes) if sizes else 0.0
 

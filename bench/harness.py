@@ -36,6 +36,7 @@ from minio.error import S3Error
 from PIL import Image, ImageDraw
 
 from service.settings import FetchSettings, ServingSettings, StorageSettings, env_pairs
+from service.storage import close_response
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -215,7 +216,7 @@ class Moto:
         """A client that reads the buckets directly, bypassing the API."""
         http = urllib3.PoolManager(timeout=urllib3.Timeout(connect=5, read=30), retries=False)
         return Minio(
-            self.endpoint,
+            endpoint=self.endpoint,
             access_key=ACCESS_KEY,
             secret_key=SECRET_KEY,
             secure=False,
@@ -611,19 +612,18 @@ def check_buckets(client: Minio, incoming: str, processed: str) -> tuple[int, li
     markers: list[str] = []
     checked = 0
     for bucket in (incoming, processed):
-        for listed in client.list_objects(bucket, recursive=True):
+        for listed in client.list_objects(bucket_name=bucket, recursive=True):
             name = str(listed.object_name)
             if bucket == processed and name.startswith("sources/"):
                 markers.append(name)
                 continue
             checked += 1
             names[bucket].add(name)
-            response = client.get_object(bucket, name)
+            response = client.get_object(bucket_name=bucket, object_name=name)
             try:
                 data = response.read()
             finally:
-                response.close()
-                response.release_conn()
+                close_response(response)
             if sha256(data) != name:
                 problems.append(f"{bucket}/{name}: its bytes hash to {sha256(data)}")
             if len(data) != listed.size or not data:
@@ -631,7 +631,7 @@ def check_buckets(client: Minio, incoming: str, processed: str) -> tuple[int, li
     for marker in markers:
         checked += 1
         source = marker.removeprefix("sources/")
-        metadata = client.stat_object(processed, marker).metadata or {}
+        metadata = client.stat_object(bucket_name=processed, object_name=marker).metadata or {}
         result = str(metadata.get("x-amz-meta-processed", ""))
         # Objects written while the listing ran may be missing from it: ask for them directly.
         if result not in names[processed] and not _stored(client, processed, result):
@@ -645,7 +645,7 @@ def _stored(client: Minio, bucket: str, name: str) -> bool:
     if not name:
         return False
     try:
-        client.stat_object(bucket, name)
+        client.stat_object(bucket_name=bucket, object_name=name)
     except S3Error as error:
         if error.code in ("NoSuchKey", "NoSuchObject"):
             return False

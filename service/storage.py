@@ -123,7 +123,7 @@ def _client(settings: StorageSettings, timeout_seconds: float, connections: int)
 def minio_client(settings: StorageSettings, http: urllib3.PoolManager) -> Minio:
     """A client of the storage the settings name, over `http` (its timeouts and retries)."""
     return Minio(
-        settings.endpoint,
+        endpoint=settings.endpoint,
         access_key=settings.access_key,
         secret_key=settings.secret_key,
         secure=settings.secure,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from minio import Minio
 
 from tests.postgres import PostgresServer
 from tests.postgres import missing_reason as postgres_missing_reason
@@ -67,6 +68,15 @@ class S3Server:
             "MINIO_SECRET_KEY": self.secret_key,
             "MINIO_SECURE": "false",
         }
+
+    def client(self) -> Minio:
+        """A storage client that reads and writes the buckets directly."""
+        return Minio(
+            endpoint=self.endpoint,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            secure=False,
+        )
 
 
 # `make test` runs the tests on every core with pytest-xdist (`-n auto --dist loadscope`).

@@ -506,12 +506,7 @@ def test_sigterm_sweep_through_the_jobs_first_seconds(
     """
     fake = cluster_api.fake
     fake.hold_after = 1  # the job's first read is answered; the switch's read waits
-    client = Minio(
-        own_s3_server.endpoint,
-        own_s3_server.access_key,
-        own_s3_server.secret_key,
-        secure=False,
-    )
+    client = own_s3_server.client()
     data = _catalog(tmp_path / "data")
     started: list[Running] = []
     phases: dict[str, int] = {}

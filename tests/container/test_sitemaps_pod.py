@@ -136,12 +136,14 @@ def test_generate_from_postgresql(
 
 
 def _processed_images(server: S3Server, bucket: str) -> Minio:
-    client = Minio(server.endpoint, server.access_key, server.secret_key, secure=False)
-    client.make_bucket(bucket)
+    client = server.client()
+    client.make_bucket(bucket_name=bucket)
     for n in range(3):
         data = f"image {n}".encode()
         name = hashlib.sha256(data).hexdigest()
-        client.put_object(bucket, name, io.BytesIO(data), len(data))
+        client.put_object(
+            bucket_name=bucket, object_name=name, data=io.BytesIO(data), length=len(data)
+        )
     return client
 
 
@@ -174,7 +176,7 @@ def test_publish_switches_the_ingress(
     assert running.wait(120) == 0, running.logs()
     [generation] = _generations(client)
     assert cluster_api.fake.live == generation
-    index = client.get_object(generation, "sitemap.xml").read().decode()
+    index = client.get_object(bucket_name=generation, object_name="sitemap.xml").read().decode()
     assert "sitemap-00001.xml.gz" in index
     # Read-only root: the process wrote nothing outside its emptyDirs.
     assert running.written() == []

@@ -235,7 +235,7 @@ def test_every_published_url_answers_through_the_stacks_ingresses(
 
         # moto ignores bucket policies; MinIO serves the files only because of this one.
         client = storage.connect(StorageSettings.from_env({**path_style_s3.env()}))
-        policy = json.loads(client.get_bucket_policy(kube.fake.live))
+        policy = json.loads(client.get_bucket_policy(bucket_name=kube.fake.live))
         (statement,) = policy["Statement"]
         assert statement["Effect"] == "Allow"
         assert statement["Principal"] == {"AWS": ["*"]}

@@ -212,11 +212,16 @@ def test_large_truncated_png_is_refused_without_a_full_decode(
 
 def test_truncated_original_stored_earlier_is_422_on_conversion(api: Api, s3_server, images: dict):
     """Deployments before the check at the door may hold such originals."""
-    from minio import Minio
 
     data = images["truncated.jpg"]
-    client = Minio(s3_server.endpoint, s3_server.access_key, s3_server.secret_key, secure=False)
-    client.put_object("incoming", sha256(data), io.BytesIO(data), len(data), "image/jpeg")
+    client = s3_server.client()
+    client.put_object(
+        bucket_name="incoming",
+        object_name=sha256(data),
+        data=io.BytesIO(data),
+        length=len(data),
+        content_type="image/jpeg",
+    )
     response = api.post("/processed", {"path": f"/incoming/{sha256(data)}"})
     assert response.status == 422
     assert "truncated" in error_of(response)
@@ -337,7 +342,6 @@ def _conversions(api: Api) -> float:
 
 
 def _object_count(s3_server, bucket: str, name: str) -> int:
-    from minio import Minio
 
-    client = Minio(s3_server.endpoint, s3_server.access_key, s3_server.secret_key, secure=False)
-    return sum(1 for item in client.list_objects(bucket) if item.object_name == name)
+    client = s3_server.client()
+    return sum(1 for item in client.list_objects(bucket_name=bucket) if item.object_name == name)

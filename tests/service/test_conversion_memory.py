@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from api_support import Api, OriginServer, api_env, serve
-from minio import Minio
 
 from service import images
 from service import storage as storage_module
@@ -30,10 +29,6 @@ def other_worker(s3_server) -> Iterator[Api]:
     """A second app on the same storage, as another gunicorn worker of the pod: it maps the
     same memo file, and shares nothing else with the first."""
     yield from serve(api_env(s3_server.env()))
-
-
-def _client(s3_server) -> Minio:
-    return Minio(s3_server.endpoint, s3_server.access_key, s3_server.secret_key, secure=False)
 
 
 def _conversions(api: Api) -> float:
@@ -57,8 +52,11 @@ def test_processed_bucket_holds_only_images_named_by_their_sha256(
         source = api.upload(origin.url(name))
         api.process(source)
         api.process(source)
-    client = _client(s3_server)
-    listed = [str(item.object_name) for item in client.list_objects("processed", recursive=True)]
+    client = s3_server.client()
+    listed = [
+        str(item.object_name)
+        for item in client.list_objects(bucket_name="processed", recursive=True)
+    ]
     assert listed
     assert all(NAME.fullmatch(name) for name in listed), listed
 
@@ -79,9 +77,9 @@ def test_a_large_conversion_is_remembered_in_storage(api: Api, origin: OriginSer
     source = api.upload(origin.url("large.jpg"))
     first = api.process(source)
     name = source.rsplit("/", 1)[1]
-    client = _client(s3_server)
+    client = s3_server.client()
     deadline = time.monotonic() + 10
-    while (tags := client.get_object_tags("incoming", name)) is None:
+    while (tags := client.get_object_tags(bucket_name="incoming", object_name=name)) is None:
         assert time.monotonic() < deadline, "the tag was not written within 10 s"
         time.sleep(0.05)
     assert dict(tags) == {images.RESULT_TAG: first.rsplit("/", 1)[1]}
@@ -97,7 +95,12 @@ def test_small_conversions_write_nothing_else_to_storage(api: Api, origin: Origi
     source = api.upload(origin.url("photo.webp"))
     api.process(source)
     time.sleep(0.2)  # a write off the request path would have landed by now
-    assert _client(s3_server).get_object_tags("incoming", source.rsplit("/", 1)[1]) is None
+    assert (
+        s3_server.client().get_object_tags(
+            bucket_name="incoming", object_name=source.rsplit("/", 1)[1]
+        )
+        is None
+    )
 
 
 def test_a_remembered_result_that_is_gone_is_converted_again(
@@ -105,7 +108,7 @@ def test_a_remembered_result_that_is_gone_is_converted_again(
 ):
     source = api.upload(origin.url("palette.png"))
     result = api.process(source)
-    _client(s3_server).remove_object("processed", result.rsplit("/", 1)[1])
+    s3_server.client().remove_object(bucket_name="processed", object_name=result.rsplit("/", 1)[1])
     assert api.get(result).status == 404
     assert api.process(source) == result
     assert api.get(result).status == 200
@@ -116,8 +119,12 @@ def test_old_source_markers_are_no_longer_read(api: Api, origin: OriginServer, s
     They are neither read nor written any more: the image converts again, to the same name."""
     source = api.upload(origin.url("alpha.png"))
     marker = f"sources/{source.rsplit('/', 1)[1]}"
-    _client(s3_server).put_object(
-        "processed", marker, io.BytesIO(b""), 0, metadata={"processed": "0" * 64}
+    s3_server.client().put_object(
+        bucket_name="processed",
+        object_name=marker,
+        data=io.BytesIO(b""),
+        length=0,
+        metadata={"processed": "0" * 64},
     )
     result = api.process(source)
     assert result != "/processed/" + "0" * 64

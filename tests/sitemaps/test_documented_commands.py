@@ -41,7 +41,9 @@ def test_the_documented_commands_work_as_typed(s3_server, client, kube, tmp_path
             )
     db.close()
     storage.create_bucket(client, "docs-images")
-    client.put_object("docs-images", f"{7:064x}", io.BytesIO(b"x"), 1)
+    client.put_object(
+        bucket_name="docs-images", object_name=f"{7:064x}", data=io.BytesIO(b"x"), length=1
+    )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SITEMAP_", "MINIO_", "KUBE"))},
         **s3_server.env(),

@@ -102,7 +102,7 @@ def env_for(route, s3_server, tmp_path, **extra: str) -> dict[str, str]:
 def images(client) -> None:
     """One image in the processed bucket the bucket source lists."""
     storage.create_bucket(client, IMAGES)
-    client.put_object(IMAGES, f"{7:064x}", io.BytesIO(b"x"), 1)
+    client.put_object(bucket_name=IMAGES, object_name=f"{7:064x}", data=io.BytesIO(b"x"), length=1)
 
 
 def test_cli_publishes_onto_the_route_named_in_the_environment(

@@ -81,7 +81,13 @@ def test_moto_enforces_object_policy_for_anonymous_reads(s3_server, client):
     bucket = "sitemaps-20000101t000000z-000000-aa"
     storage.create_bucket(client, bucket)
     storage.create_bucket(client, bucket)  # repeating the step is harmless
-    client.put_object(bucket, "x.xml.gz", io.BytesIO(b"x"), 1, content_type="application/gzip")
+    client.put_object(
+        bucket_name=bucket,
+        object_name="x.xml.gz",
+        data=io.BytesIO(b"x"),
+        length=1,
+        content_type="application/gzip",
+    )
     assert anonymous_get(s3_server, bucket, "x.xml.gz").status == 403
     storage.make_public(client, bucket)
     assert anonymous_get(s3_server, bucket, "x.xml.gz").status == 200
@@ -92,7 +98,7 @@ def test_anonymous_listing_is_not_granted(s3_server, client, publisher):
     or without a policy unless IAM auth is switched on), so this asserts on the stored policy:
     it grants s3:GetObject on objects only, and nothing on the bucket itself (no s3:ListBucket)."""
     bucket = publisher.publish(rows(10), BASE)
-    document = json.loads(client.get_bucket_policy(bucket))
+    document = json.loads(client.get_bucket_policy(bucket_name=bucket))
     actions = [action for statement in document["Statement"] for action in statement["Action"]]
     resources = [res for statement in document["Statement"] for res in statement["Resource"]]
     assert actions == ["s3:GetObject"]

@@ -184,7 +184,12 @@ def test_the_published_bucket_source_validates(s3_server, tmp_path):
     client = storage.connect(StorageSettings.from_env(s3_server.env()))
     storage.create_bucket(client, "sitemap-schema-images")
     for n in range(5):
-        client.put_object("sitemap-schema-images", f"{n:064x}", io.BytesIO(b"x"), 1)
+        client.put_object(
+            bucket_name="sitemap-schema-images",
+            object_name=f"{n:064x}",
+            data=io.BytesIO(b"x"),
+            length=1,
+        )
     batches = bucket_batches(client, "sitemap-schema-images", "https://images.example.test")
     assert_generation_valid(write_sitemaps(batches, tmp_path, BASE))
 

@@ -18,7 +18,7 @@ SITE = "https://images.example.test"
 def fill(client, bucket: str, names: list[str]) -> None:
     storage.create_bucket(client, bucket)
     for name in names:
-        client.put_object(bucket, name, io.BytesIO(b"x"), 1)
+        client.put_object(bucket_name=bucket, object_name=name, data=io.BytesIO(b"x"), length=1)
 
 
 def test_bucket_source_lists_only_the_apis_images(s3_server, tmp_path):
