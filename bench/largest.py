@@ -12,7 +12,8 @@ import io
 
 from PIL import Image, ImageDraw
 
-from service.admission import BYTES_PER_PIXEL, conversion_cost
+from service.admission import conversion_cost
+from service.limits import BYTES_PER_PIXEL
 
 KINDS = ("JPEG", "PNG", "GIF", "WEBP", "WEBP lossless")
 # PNG's largest is at the pixel cap only where its file is small: smoother noise.

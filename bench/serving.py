@@ -584,7 +584,7 @@ def per_pixel(sides: tuple[int, ...] = PER_PIXEL_SIDES, only: str = "") -> None:
 
     from PIL import Image
 
-    from service.admission import BYTES_PER_PIXEL
+    from service.limits import BYTES_PER_PIXEL
 
     env = {**os.environ, **dict(env_pairs(ServingSettings(), "malloc_arena_max"))}
     print("format, side: peak bytes per pixel (the admission's cost per pixel)")

@@ -153,6 +153,7 @@ api = ImageApi(
 pulumi.export("namespace", namespace_name)
 pulumi.export("api_url", api.url)
 pulumi.export("api_node_port", api.node_port)
+pulumi.export("api_largest_images", api.largest_images)
 pulumi.export("image_ref", image.ref)
 
 if config.sitemaps.enabled:

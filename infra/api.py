@@ -45,6 +45,7 @@ from pulumi_kubernetes.networking.v1 import (
 )
 
 from infra import scaling
+from infra.capacity import everyday_image_warnings, largest_images_output
 from infra.common import (
     APP_UID,
     StorageAccess,
@@ -194,6 +195,8 @@ class ImageApi(pulumi.ComponentResource):
     node_port: pulumi.Output[int]
     ingress_name: pulumi.Output[str]
     url: pulumi.Output[str]
+    # The largest image of each kind its pods convert, and the stack key that binds first.
+    largest_images: dict[str, str]
 
     def __init__(
         self, name: str, args: ImageApiArgs, opts: pulumi.ResourceOptions | None = None
@@ -201,6 +204,9 @@ class ImageApi(pulumi.ComponentResource):
         super().__init__("kube-image-processing:index:ImageApi", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         config = args.config
+        self.largest_images = largest_images_output(config)
+        for warning in everyday_image_warnings(config):
+            pulumi.log.warn(warning, resource=self)
         pod_labels = labels(COMPONENT)
         selector = selector_labels(COMPONENT)
 

@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 from flask.blueprints import BlueprintSetupState
 
-from service.admission import describe_limits, largest_images
+from service.limits import describe_limits, largest_images
 
 bp = Blueprint("openapi", __name__)
 

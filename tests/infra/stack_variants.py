@@ -85,6 +85,10 @@ VARIANTS = {
         overrides={"sitemaps": {**SQL_SITEMAPS, "query": None, "sections": SECTIONS}},
     ),
     "sitemaps-off": Variant("dev", overrides={"sitemaps": {"enabled": False}}),
+    # 400Mi for 2 workers: neither WebP kind converts a phone's photo.
+    "api-small-memory": Variant(
+        "dev", overrides={"api": dev_with("api", resources={"limits": {"memory": "400Mi"}})}
+    ),
     "bad-replicas": Variant("dev", overrides={"api": {"replicas": -1}}),
     "bad-schedule": Variant("dev", overrides={"sitemaps": {"schedule": "every hour"}}),
     "prod-without-secret": Variant("prod"),

@@ -54,7 +54,11 @@ def test_the_dev_stack_file_is_fine(tmp_path: Path) -> None:
     done = check(tmp_path, DEV, "dev")
     assert done.returncode == 0, done.stdout
     assert done.stdout.splitlines() == [
-        "Pulumi.dev.yaml: ok: 23 resources, as pulumi preview would plan them"
+        # The program's own warning, as pulumi preview prints it (tests/infra/test_capacity.py).
+        "Pulumi.dev.yaml: warning: api.resources.limits.memory 512Mi cannot convert a 12 MP "
+        "lossless WebP with 2 workers (api.webConcurrency): the largest it converts is 8.0 MP. "
+        "Give at least 631Mi, or fewer workers.",
+        "Pulumi.dev.yaml: ok: 23 resources, as pulumi preview would plan them",
     ]
 
 
@@ -194,7 +198,7 @@ def test_a_misspelt_project_prefix_is_a_warning_and_the_default_applies(tmp_path
         tmp_path, edited("  kube-image-processing:sitemaps:", "  kube-image-procesing:sitemaps:")
     )
     assert done.returncode == 0, done.stdout
-    warning, ok = done.stdout.splitlines()
+    warning, _capacity, ok = done.stdout.splitlines()
     assert warning == (
         "Pulumi.edited.yaml: warning: kube-image-procesing:sitemaps: the program reads only "
         "kube-image-processing:* keys, so it ignores this one; did you mean "

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from api_support import Api, api_env, serve
 
-from service import admission
-from service.admission import (
+from service import limits
+from service.limits import (
     BYTES_PER_PIXEL,
     DOWNLOAD_LIMIT,
     MEMORY_LIMIT,
@@ -35,7 +35,7 @@ DEV = {
 }
 
 
-def _by_kind(**settings: int) -> dict[str, admission.Largest]:
+def _by_kind(**settings: int) -> dict[str, limits.Largest]:
     return {item.kind: item for item in largest_images(**settings)}
 
 
@@ -48,7 +48,7 @@ def test_the_dev_stack_converts_a_12_mp_image_of_every_kind_but_lossless_webp() 
     }, "the figures below are the dev stack's"
     found = _by_kind(**DEV)
     assert set(found) == set(PHOTO_FILE_BYTES_PER_PIXEL)
-    assert found["JPEG"] == admission.Largest("JPEG", 50_000_000, PIXEL_LIMIT)
+    assert found["JPEG"] == limits.Largest("JPEG", 50_000_000, PIXEL_LIMIT)
     # A photo PNG of 1.7 bytes per pixel: 20 MiB of it is about 12 MP.
     assert found["PNG"].binding == DOWNLOAD_LIMIT
     assert found["PNG"].pixels == int(20 * MIB / PHOTO_FILE_BYTES_PER_PIXEL["PNG"])
@@ -86,7 +86,21 @@ def test_each_limit_binds_in_turn() -> None:
 
 def test_no_budget_at_all_converts_nothing() -> None:
     for item in largest_images(128 * MIB, 2, 50_000_000, 20 * MIB):
-        assert item == admission.Largest(item.kind, 0, MEMORY_LIMIT)
+        assert item == limits.Largest(item.kind, 0, MEMORY_LIMIT)
+
+
+def test_the_memory_to_convert_an_everyday_image_is_the_least_that_does() -> None:
+    """The figure the preview warning gives: one MiB less would not convert the image."""
+    for kind in limits.PHOTO_FILE_BYTES_PER_PIXEL:
+        for workers in (1, 2, 4):
+            mib = limits.memory_to_convert(kind, limits.EVERYDAY_PIXELS, workers)
+            unbounded = {"max_image_pixels": limits.EVERYDAY_PIXELS, "max_download_bytes": 1 << 62}
+            enough = _by_kind(memory_limit_bytes=mib * MIB, workers=workers, **unbounded)
+            short = _by_kind(memory_limit_bytes=(mib - 1) * MIB, workers=workers, **unbounded)
+            assert enough[kind].pixels == limits.EVERYDAY_PIXELS
+            assert short[kind].pixels < limits.EVERYDAY_PIXELS
+    # The dev stack's 512Mi pods convert lossless WebPs of 8 MP; 12 MP needs 631 MiB.
+    assert limits.memory_to_convert("WEBP lossless", limits.EVERYDAY_PIXELS, 2) == 631
 
 
 @pytest.fixture
@@ -110,7 +124,8 @@ def test_openapi_states_the_running_pods_limits_and_is_otherwise_the_committed_d
     stated = served["paths"]["/incoming"]["post"].pop("description")
     committed_description = committed["paths"]["/incoming"]["post"].pop("description")
     assert served == committed
-    limits = admission.describe_limits(largest_images(**DEV))
-    assert stated == f"{committed_description} {limits}"
+    stated_limits = limits.describe_limits(largest_images(**DEV))
+    assert stated == f"{committed_description} {stated_limits}"
     assert "JPEG 50.0 MP (MAX_IMAGE_PIXELS binds first)" in stated
     assert "PNG 12.3 MP (MAX_DOWNLOAD_BYTES binds first)" in stated
+    assert "lossless WebP 8.0 MP (MEMORY_LIMIT_BYTES binds first)" in stated
