@@ -27,7 +27,8 @@ STACK ?= dev
 check: sync-infra
 	.venv/bin/python -m infra.check Pulumi.$(STACK).yaml
 
-# Writes what the typed config generates: schema/, Pulumi.yaml's config keys, docs/configuration.md.
+# Writes what the typed config generates: schema/, Pulumi.yaml's config keys, docs/configuration.md
+# and docs/api.md's table of the largest images.
 reference: sync-infra
 	.venv/bin/python -m infra.reference
 

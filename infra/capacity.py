@@ -12,6 +12,7 @@ from service.limits import (
     DOWNLOAD_LIMIT,
     EVERYDAY_PIXELS,
     MEMORY_LIMIT,
+    MIB,
     PIXEL_LIMIT,
     Largest,
     largest_images,
@@ -61,3 +62,20 @@ def everyday_image_warnings(config: ApiConfig) -> list[str]:
         for item in largest_images_of(config)
         if item.binding == MEMORY_LIMIT and item.pixels < EVERYDAY_PIXELS
     ]
+
+
+def largest_images_table(stacks: dict[str, ApiConfig]) -> str:
+    """docs/api.md's table: each stack file's largest image of each kind, and the key that binds."""
+    rows: list[str] = []
+    for name, config in stacks.items():
+        found = largest_images_of(config)
+        if not rows:
+            rows += ["| stack | " + " | ".join(item.name for item in found) + " |"]
+            rows += ["| --- " * (len(found) + 1) + "|"]
+        settings = (
+            f"{config.resources.limits.memory}, {config.web_concurrency} workers, "
+            f"{config.max_image_pixels / 1e6:g} MP, {config.max_download_bytes / MIB:g} MiB"
+        )
+        cells = [f"{item.megapixels} ({LIMIT_KEYS[item.binding]})" for item in found]
+        rows.append(f"| {name} ({settings}) | " + " | ".join(cells) + " |")
+    return "\n".join(rows)

@@ -1,5 +1,6 @@
 """What the typed models generate: the stack files' JSON Schema, the config keys that
-Pulumi.yaml declares, and the tables of docs/configuration.md.
+Pulumi.yaml declares, the tables of docs/configuration.md, and docs/api.md's table of the
+largest image of each kind each stack file's API converts.
 
     .venv/bin/python -m infra.reference          # rewrite them (make reference)
     .venv/bin/python -m infra.reference --check  # exit 1, naming each stale file
@@ -19,7 +20,9 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from infra.capacity import largest_images_table
 from infra.config import PROJECT, SECRETS, SET_SECRET, StackConfig
+from infra.config.api import ApiConfig
 from infra.config.base import ENV_KEYWORD
 from service.fields import checks_of, keys_of, kind_of, literal_choices, model_of, rule
 from service.settings import (
@@ -38,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schema" / "stack-config.schema.json"
 PROJECT_FILE = ROOT / "Pulumi.yaml"
 REFERENCE = ROOT / "docs" / "configuration.md"
+API_DOC = ROOT / "docs" / "api.md"
 PROJECT_MARK = (
     "# Generated from infra/config by `make reference`: edit the models, not what follows."
 )
@@ -234,11 +238,21 @@ def _stack_envs(model: type[BaseModel], prefix: str) -> Iterator[tuple[str, str]
             yield key, str(mirrored_env(info))
 
 
-def _replace_between(text: str, name: str, body: str) -> str:
+def stack_file_apis() -> dict[str, ApiConfig]:
+    """The `api` object of each example stack file, by stack name."""
+    return {
+        path.name.split(".")[1]: ApiConfig.model_validate(
+            yaml.safe_load(path.read_text())["config"].get(f"{PROJECT}:api", {})
+        )
+        for path in sorted(ROOT.glob("Pulumi.*.yaml"))
+    }
+
+
+def _replace_between(path: Path, text: str, name: str, body: str) -> str:
     start, end = f"<!-- generated: {name} -->", f"<!-- end of generated: {name} -->"
     pattern = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(text):
-        raise SystemExit(f"{REFERENCE.relative_to(ROOT)}: the marker {start} is missing")
+        raise SystemExit(f"{path.relative_to(ROOT)}: the marker {start} is missing")
     return pattern.sub(lambda _: f"{start}\n{body}\n{end}", text)
 
 
@@ -248,12 +262,16 @@ def generated() -> dict[Path, str]:
     head = project.split(PROJECT_MARK)[0].rstrip("\n")
     config = yaml.safe_dump({"config": project_config()}, sort_keys=False, width=100)
     reference = REFERENCE.read_text()
-    reference = _replace_between(reference, "stack keys", stack_keys_table())
-    reference = _replace_between(reference, "environment", environment_table())
+    reference = _replace_between(REFERENCE, reference, "stack keys", stack_keys_table())
+    reference = _replace_between(REFERENCE, reference, "environment", environment_table())
+    api_doc = _replace_between(
+        API_DOC, API_DOC.read_text(), "largest images", largest_images_table(stack_file_apis())
+    )
     return {
         SCHEMA: json.dumps(stack_file_schema(), indent=2) + "\n",
         PROJECT_FILE: f"{head}\n{PROJECT_MARK}\n{config}",
         REFERENCE: reference,
+        API_DOC: api_doc,
     }
 
 

@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from k8s_objects import kubelet_env, pod_spec
 
+from infra.capacity import largest_images_table
+from infra.reference import stack_file_apis
 from service.limits import EVERYDAY_PIXELS, describe_limits, largest_images
 from service.settings import FetchSettings, ServingSettings
 
@@ -74,3 +76,14 @@ def test_the_output_states_what_the_pods_openapi_states(name: str, variant: Any)
     assert len(output) == stated.count(" MP (")
     for kind, figure in output.items():
         assert f"{kind} {figure.split(' (')[0]} (" in stated
+
+
+def test_the_docs_table_holds_what_each_stack_file_outputs(variant: Any) -> None:
+    """docs/api.md's generated table reads the stack files' `api` objects alone; the program
+    reads the whole config as Pulumi gives it. Both must come to the same figures."""
+    header, _, *rows = largest_images_table(stack_file_apis()).splitlines()
+    kinds = [cell.strip() for cell in header.strip("|").split("|")][1:]
+    for row in rows:
+        name, *cells = (cell.strip() for cell in row.strip("|").split("|"))
+        output = variant(name.split(" (")[0]).outputs["api_largest_images"]["value"]
+        assert cells == [output[kind].replace(" binds first", "") for kind in kinds], name
