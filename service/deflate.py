@@ -37,7 +37,8 @@ class Choice(NamedTuple):
 
     The sample is `slices` runs of `slice_bytes` taken evenly across the piece (the top of
     a screenshot is its flat title bar), compressed both ways: `second` is used for the
-    whole piece when its sample comes out at most `better` times the size of `first`'s.
+    whole piece when its sample comes out at most `better` times the size of `first`'s, or
+    when `first` alone packs the sample to 1/`flat` of its size or less.
     Decided by the bytes alone, so deterministic; each piece is compressed once.
     """
 
@@ -46,6 +47,10 @@ class Choice(NamedTuple):
     better: float = 0.0
     slices: int = 8
     slice_bytes: int = 4096
+    # A sample that `first` packs to 1/flat of its size or less is too empty to tell: the runs
+    # all fell in flat rows between a screenshot's text lines, say, where both settings pack
+    # alike. `second` then, which costs little on such data and misses no string matches.
+    flat: int = 16
 
 
 def _deflate(data: memoryview | bytes, setting: Setting, last: bool) -> bytes:
@@ -64,6 +69,8 @@ def setting_for(data: memoryview, choice: Choice) -> Setting:
         data[start : start + choice.slice_bytes] for start in range(0, len(data), step)
     )
     first = len(_deflate(sample, choice.first, True))
+    if first * choice.flat <= len(sample):
+        return choice.second
     second = len(_deflate(sample, choice.second, True))
     return choice.second if second <= choice.better * first else choice.first
 
