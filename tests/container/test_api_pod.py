@@ -19,6 +19,8 @@ import pytest
 import urllib3
 from PIL import Image
 
+from service.limits import EVERYDAY_PIXELS
+from service.settings import FetchSettings, env_name
 from tests.conftest import S3Server
 from tests.container.engine import HOST_LOOPBACK, Build
 from tests.container.pod import PodContainer, Running, start
@@ -32,8 +34,6 @@ IMAGES = {
     "photo.jpg": encode(photo(320, 240), "JPEG", quality=85),
     "photo.png": encode(photo(320, 240), "PNG"),
 }
-# The dev stack's download limit (the Pulumi program's default maxDownloadBytes).
-DEV_DOWNLOAD_BYTES = 20 * 1024 * 1024
 # How long the origin holds the answer to /slow/<name>: a request in flight during SIGTERM.
 SLOW_SECONDS = 3.0
 
@@ -125,14 +125,17 @@ def test_upload_convert_and_read_back(api: Running, origin: ThreadingHTTPServer,
 
 
 @pytest.fixture(scope="module")
-def phone_sized() -> dict[str, bytes]:
+def phone_sized(api_spec: PodContainer) -> dict[str, bytes]:
     """A 12 MP phone photo as WebP and JPEG, and the largest photo PNG that the dev stack's
-    download limit (MAX_DOWNLOAD_BYTES, 20 MiB) lets in, served by the origin."""
+    download limit (MAX_DOWNLOAD_BYTES in the pod's env, 20 MiB) lets in, served by the origin."""
+    download_limit = int(api_spec.env()[env_name(FetchSettings, "max_download_bytes")])
+    assert download_limit == 20 * 1024 * 1024, "the dev stack's"
     picture = photo(4000, 3000)
+    assert picture.width * picture.height == EVERYDAY_PIXELS
     made = {
         "phone.webp": encode(picture, "WEBP", quality=80),
         "phone.jpg": encode(picture, "JPEG", quality=90),
-        "largest-photo.png": _largest_photo_png(DEV_DOWNLOAD_BYTES),
+        "largest-photo.png": _largest_photo_png(download_limit),
     }
     IMAGES.update(made)
     return made
@@ -165,7 +168,7 @@ def test_a_phone_sized_image_converts_on_the_dev_pod(
     image = Image.open(io.BytesIO(result.data))
     before = Image.open(io.BytesIO(phone_sized[name]))
     assert (image.format, image.size) == (before.format, before.size)
-    assert image.width * image.height >= 12_000_000
+    assert image.width * image.height >= EVERYDAY_PIXELS
 
 
 def test_sigterm_drains_and_exits_zero(api: Running, origin: ThreadingHTTPServer) -> None:
