@@ -473,10 +473,12 @@ def _write_split(
         writer.abort()
         raise
     finally:
-        channel.close()
-        worker_end.close()
+        # The worker first: closing the channel under a worker that still runs would wake it
+        # with an error about a pipe, at a moment when only the stop is news.
         if worker is not None:
             _end(worker)
+        channel.close()
+        worker_end.close()
     renamed = []
     for number, file in enumerate(files, start=1):
         path = out_dir / f"{prefix}{number:05d}.xml.gz"
@@ -544,8 +546,15 @@ def _worker(
             rows = snapshot.rows(start) if start < count else iter(())
             channel.send(_write_files(rows, out_dir, limits, progress, "part-", where, start))
     except SitemapError as error:
-        channel.send(str(error))
+        _report(channel, str(error))
     except Exception as error:
-        channel.send(f"sitemap worker: {type(error).__name__}: {error}")
+        _report(channel, f"sitemap worker: {type(error).__name__}: {error}")
     finally:
         channel.close()
+
+
+def _report(channel: Connection, message: str) -> None:
+    """Tell the main process why the worker failed, unless its end is closed: it closes it
+    when it stops, and then says why itself (a traceback here would follow its one line)."""
+    with contextlib.suppress(ConnectionError):
+        channel.send(message)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ctypes
 import gzip
+import multiprocessing
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -221,3 +224,31 @@ def test_a_worker_that_cannot_count_leaves_all_rows_to_the_main_process(tmp_path
     assert [f.name for f in generation.files[:-1]] == [
         f"sitemap-{n:05d}.xml.gz" for n in range(1, 21)
     ]
+
+
+class CountingTail:
+    """A worker's share that counts, and never gets as far as reading its rows."""
+
+    @contextmanager
+    def snapshot(self) -> Iterator[CountingTail]:
+        yield self
+
+    def count(self) -> int:
+        return len(THOUSAND)
+
+    def rows(self, offset: int) -> Iterator[list[tuple[str, str]]]:
+        raise AssertionError("a worker whose main process has gone must not read")
+
+
+@pytest.mark.parametrize("closed", ["before the count", "after the count, unread"])
+def test_a_worker_whose_main_process_has_closed_its_end_ends_quietly(tmp_path, closed):
+    """A stopping main process closes the channel; the worker, run here in this process so that
+    anything it raises reaches the test, must end without a word: a traceback from a worker
+    would follow the stop's one line."""
+    main_end, worker_end = multiprocessing.Pipe()
+    if closed == "before the count":
+        main_end.close()
+    else:
+        threading.Timer(0.2, main_end.close).start()  # while the worker waits for its start
+    writer._worker(CountingTail(), tmp_path, Limits(max_urls=50), ctypes.c_int64(0), worker_end, "")
+    assert list(tmp_path.iterdir()) == []
