@@ -12,10 +12,12 @@ deploy:
 	scripts/deploy.sh
 
 # On every core (pytest-xdist): most tests wait on servers they started. Which tests share a
-# worker is decided in tests/conftest.py.
+# worker is decided in tests/conftest.py. A run starts hundreds of Python processes: each module
+# is compiled once and its bytecode kept, even where the shell sets PYTHONDONTWRITEBYTECODE
+# (else every process compiles Pulumi's Kubernetes SDK again, 2 s to 6 s each).
 test: sync policy xsd gateway-api
 	scripts/check-system.sh
-	.venv/bin/pytest --numprocesses auto --dist loadscope
+	PYTHONDONTWRITEBYTECODE= .venv/bin/pytest --numprocesses auto --dist loadscope
 
 # Without a cluster: the API, an in-memory S3 server and sample images on 127.0.0.1, until Ctrl-C.
 # ARGS='--sitemaps' also converts the samples and writes their sitemaps; ARGS='--port 8090'.
