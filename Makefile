@@ -14,7 +14,7 @@ deploy:
 # On every core (pytest-xdist): most tests wait on servers they started. Which tests share a
 # worker is decided in tests/conftest.py. A run starts hundreds of Python processes: each module
 # is compiled once and its bytecode kept, even where the shell sets PYTHONDONTWRITEBYTECODE
-# (else every process compiles Pulumi's Kubernetes SDK again, 2 s to 6 s each).
+# (docs/testing.md#disk-and-make-clean says why).
 test: sync policy xsd gateway-api
 	scripts/check-system.sh
 	PYTHONDONTWRITEBYTECODE= .venv/bin/pytest --numprocesses auto --dist loadscope
