@@ -11,10 +11,10 @@ deploy:
 	$(MAKE) --no-print-directory sync
 	scripts/deploy.sh
 
-# On every core (pytest-xdist): most tests wait on servers they started. Which tests share a
-# worker is decided in tests/conftest.py. A run starts hundreds of Python processes: each module
-# is compiled once and its bytecode kept, even where the shell sets PYTHONDONTWRITEBYTECODE
-# (docs/testing.md#disk-and-make-clean says why).
+# One pytest-xdist worker more than the cores (most tests wait on servers they started); how
+# many, and which tests share a worker, is decided in tests/conftest.py. A run starts hundreds
+# of Python processes: each module is compiled once and its bytecode kept, even where the shell
+# sets PYTHONDONTWRITEBYTECODE (docs/testing.md#disk-and-make-clean says why).
 test: sync policy xsd gateway-api
 	scripts/check-system.sh
 	PYTHONDONTWRITEBYTECODE= .venv/bin/pytest --numprocesses auto --dist loadscope
