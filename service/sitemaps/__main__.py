@@ -8,6 +8,7 @@ hold_stops_from_start()
 import sys  # noqa: E402
 
 from service.sitemaps.errors import VENV_HINT  # noqa: E402
+from service.sitemaps.stopping import EXIT_CODE, EXIT_WAIT_SECONDS, exit_within  # noqa: E402
 
 try:
     from service.sitemaps.cli import main
@@ -16,4 +17,7 @@ except ImportError as error:
     print(f"sitemaps: error: {error}: {VENV_HINT}", file=sys.stderr)
     raise SystemExit(1) from None
 
-raise SystemExit(main())
+code = main()
+if code == EXIT_CODE:
+    exit_within(EXIT_WAIT_SECONDS, code)  # stopped: a thread left running must not hold the exit
+raise SystemExit(code)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +13,9 @@ from typing import Any
 
 # The shell's convention for "ended by SIGTERM": 128 + 15.
 EXIT_CODE = 128 + signal.SIGTERM
+
+# How long a stopped job's exit may wait for what it left running (see `exit_within`).
+EXIT_WAIT_SECONDS = 5.0
 
 Handler = Callable[[int, FrameType | None], Any] | int | signal.Handlers | None
 
@@ -109,3 +114,21 @@ def sigterm_raises_stopped() -> Iterator[None]:
     finally:
         _received = False
         signal.signal(signal.SIGTERM, previous)
+
+
+def exit_within(seconds: float, code: int) -> None:
+    """From now on, end the process with `code` after `seconds` at the latest.
+
+    A stopped job exits the usual way, so that the interpreter's exit handlers still end what
+    they end (its worker process, if the stop cut the worker's own ending short). But that exit
+    also waits for every thread still running, such as an upload in flight, which may wait up
+    to its read timeout, longer than the grace period: this daemon thread does not wait.
+    """
+
+    def end() -> None:
+        sys.stderr.flush()
+        os._exit(code)
+
+    timer = threading.Timer(seconds, end)
+    timer.daemon = True
+    timer.start()

@@ -534,3 +534,22 @@ def test_sigterm_sweep_through_the_jobs_first_seconds(
         + ", ".join(f"{phase} {phases.get(phase, 0)}" for phase in PHASES)
     )
     assert set(phases) == set(PHASES), phases
+
+
+def test_a_thread_left_running_does_not_hold_a_stopped_job(tmp_path) -> None:
+    """The interpreter's exit waits for every thread still running: one that never ends (as an
+    upload in flight to a storage that stopped answering) must not keep a stopped job alive."""
+    entry = (
+        "import os, runpy, signal, sys, threading; "
+        "threading.Thread(target=threading.Event().wait, name='never-ends').start(); "
+        "threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGTERM)).start(); "
+        "sys.argv[0] = 'sitemaps'; "
+        "runpy.run_module('service.sitemaps', run_name='__main__', alter_sys=True)"
+    )
+    job = subprocess.Popen(
+        [sys.executable, "-c", entry, *_generate(tmp_path, ENDLESS)],
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    _assert_stopped_cleanly(job, "generate")
