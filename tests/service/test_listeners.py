@@ -12,6 +12,16 @@ import pytest
 from service import listeners
 from service.listeners import who_listens
 
+TCP_HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode"
+
+
+def fake_proc(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tcp_row: str) -> Path:
+    """A /proc under `tmp_path` whose net/tcp lists `tcp_row`, for service.listeners to read."""
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "tcp").write_text(f"{TCP_HEADER}\n{tcp_row}\n")
+    monkeypatch.setattr(listeners, "PROC", tmp_path)
+    return tmp_path
+
 
 @pytest.fixture
 def listening() -> Iterator[int]:
@@ -51,12 +61,12 @@ def test_a_listener_whose_process_cannot_be_read_is_not_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """As for another user's process: /proc/net/tcp shows the socket, no /proc/<pid>/fd does."""
-    (tmp_path / "net").mkdir()
-    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
-    row = "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 424242\n"
-    (tmp_path / "net" / "tcp").write_text(header + row)
-    (tmp_path / "4242").mkdir()  # its fd directory is missing, as when it is not ours to read
-    monkeypatch.setattr(listeners, "PROC", tmp_path)
+    proc = fake_proc(
+        tmp_path,
+        monkeypatch,
+        "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 424242",
+    )
+    (proc / "4242").mkdir()  # its fd directory is missing, as when it is not ours to read
     assert listeners.listening_sockets("127.0.0.1", 8080) == {"424242"}
     assert who_listens("127.0.0.1", 8080) is None
 
@@ -64,14 +74,14 @@ def test_a_listener_whose_process_cannot_be_read_is_not_named(
 def test_a_listener_and_its_children_are_named_by_the_one_that_started_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "net").mkdir()
-    header = "  sl  local_address rem_address   st\n"
-    row = "   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0  0 77\n"
-    (tmp_path / "net" / "tcp").write_text(header + row)
+    fake_proc(
+        tmp_path,
+        monkeypatch,
+        "   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0  0 77",
+    )
     for pid, parent, argv in ((10, 1, b"/usr/bin/python3\0-m\0server\0"), (11, 10, b"worker\0")):
         (tmp_path / str(pid) / "fd").mkdir(parents=True)
         (tmp_path / str(pid) / "fd" / "3").symlink_to("socket:[77]")
         (tmp_path / str(pid) / "stat").write_text(f"{pid} (python3) S {parent} {pid} {pid}\n")
         (tmp_path / str(pid) / "cmdline").write_bytes(argv)
-    monkeypatch.setattr(listeners, "PROC", tmp_path)
     assert who_listens("127.0.0.1", 8080) == "pid 10 (python3 -m server) and 1 more process"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,13 @@ from tests.sitemaps.test_cli import BASE, cli, kube_env, one_error_line
 
 GOOD_DAY = "2026-11-22"
 BAD_DAY = "2026-02-30"
+
+
+def generate(url: str, query: str, out: Path) -> subprocess.CompletedProcess[str]:
+    """`generate` as a user types it, from the catalog at `url` into `out`."""
+    return cli(
+        "generate", "--database-url", url, "--query", query, "--base-url", BASE, "--out", str(out)
+    )
 
 
 def catalog(path: Path, bad_rows: dict[str, int], rows: int = 5) -> str:
@@ -61,10 +69,7 @@ def test_an_impossible_lastmod_names_its_section_and_row(tmp_path: Path) -> None
 def test_with_one_query_the_row_is_named_in_the_source(tmp_path: Path) -> None:
     url = catalog(tmp_path / "catalog.db", {"items": 2})
     query = "SELECT url, updated_at FROM items ORDER BY rowid"
-    result = cli(
-        "generate", "--database-url", url, "--query", query, "--base-url", BASE,
-        "--out", str(tmp_path / "out"),
-    )  # fmt: skip
+    result = generate(url, query, tmp_path / "out")
     assert one_error_line(result) == (
         f"sitemaps: error: row 2 of the source: lastmod '{BAD_DAY}' is not a real date and time"
     )
@@ -94,17 +99,13 @@ def test_a_failed_generate_leaves_nothing_it_created(tmp_path: Path) -> None:
     url = catalog(tmp_path / "catalog.db", {"items": 5})
     out = tmp_path / "new" / "deeper" / "out"
     query = "SELECT url, updated_at FROM items"
-    result = cli(
-        "generate", "--database-url", url, "--query", query, "--base-url", BASE, "--out", str(out)
-    )
+    result = generate(url, query, out)
     assert "row 5 of the source" in one_error_line(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["catalog.db"]
     # Into a directory that was there: its own files stay, none of the generation's.
     out.mkdir(parents=True)
     (out / "notes.txt").write_text("mine\n")
-    result = cli(
-        "generate", "--database-url", url, "--query", query, "--base-url", BASE, "--out", str(out)
-    )
+    result = generate(url, query, out)
     assert result.returncode == 1
     assert [p.name for p in out.iterdir()] == ["notes.txt"]
 
@@ -113,9 +114,7 @@ def test_a_source_without_urls_leaves_no_directory_either(tmp_path: Path) -> Non
     url = catalog(tmp_path / "catalog.db", {})
     out = tmp_path / "out"
     query = "SELECT url, updated_at FROM items WHERE 0"
-    result = cli(
-        "generate", "--database-url", url, "--query", query, "--base-url", BASE, "--out", str(out)
-    )
+    result = generate(url, query, out)
     assert result.returncode == 0, result.stderr
     assert "the source has no URLs; nothing written" in result.stderr
     assert not out.exists()
@@ -124,10 +123,7 @@ def test_a_source_without_urls_leaves_no_directory_either(tmp_path: Path) -> Non
 def test_an_out_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     url = catalog(tmp_path / "catalog.db", {})
     query = "SELECT url, updated_at FROM items"
-    result = cli(
-        "generate", "--database-url", url, "--query", query, "--base-url", BASE,
-        "--out", str(tmp_path / "catalog.db"),
-    )  # fmt: skip
+    result = generate(url, query, tmp_path / "catalog.db")
     assert one_error_line(result) == (
         f"sitemaps: error: cannot make the directory {tmp_path / 'catalog.db'}: File exists"
     )
